@@ -1,0 +1,1 @@
+"""Shared machinery of reprozoo: runner, trainer, metrics, logging, run records and tables."""

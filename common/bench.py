@@ -1,0 +1,66 @@
+"""Side-by-side performance figures: each measured against its baseline in the same process."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+
+@dataclass
+class BenchFigure:
+    """One figure of `mode=bench`: `ratio` is baseline / measured for times, measured / baseline for rates."""
+
+    name: str
+    value: float
+    unit: str
+    baseline_name: str
+    baseline_value: float
+    ratio: float
+    note: str = ""
+
+
+def median_seconds(function: Callable[[], object], repeats: int = 20, warmup: int = 3) -> float:
+    """Median wall time of `function()` over `repeats` calls, after `warmup` calls, synchronising CUDA."""
+    for _ in range(warmup):
+        function()
+    timings = []
+    for _ in range(repeats):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        function()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        timings.append(time.perf_counter() - start)
+    return statistics.median(timings)
+
+
+def latency_figure(
+    name: str, seconds: float, baseline_name: str, baseline_seconds: float, note: str = ""
+) -> BenchFigure:
+    """A latency in milliseconds; the ratio says how many times slower than the baseline it is."""
+    return BenchFigure(
+        name, seconds * 1e3, "ms", baseline_name, baseline_seconds * 1e3, seconds / baseline_seconds, note
+    )
+
+
+def format_figures(figures: list[BenchFigure]) -> str:
+    header = "| figure | value | baseline | baseline value | ratio | note |\n|---|---:|---|---:|---:|---|\n"
+    rows = [
+        f"| {f.name} | {f.value:.4g} {f.unit} | {f.baseline_name} | {f.baseline_value:.4g} {f.unit} | "
+        f"{f.ratio:.3g}× | {f.note} |"
+        for f in figures
+    ]
+    return header + "\n".join(rows)
+
+
+def write_figures(figures: list[BenchFigure], run_dir: Path) -> Path:
+    path = run_dir / "bench.json"
+    path.write_text(json.dumps([asdict(figure) for figure in figures], indent=2) + "\n")
+    return path

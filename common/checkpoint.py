@@ -1,0 +1,38 @@
+"""Atomic checkpoints: a crash never leaves a half-written file where the last good one was."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from common.errors import DatasetError
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    """Write with torch.save to a temporary file in the same folder, fsync it, then rename over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(obj, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Load a checkpoint written by `save_atomic`; a corrupt file gets an error naming it."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # torch raises several unrelated types for a damaged file
+        raise DatasetError(
+            f"Checkpoint {path} cannot be read ({type(error).__name__}: {error}). "
+            "Delete it to start over, or point hydra.run.dir at a run with an intact checkpoint."
+        ) from None

@@ -1,0 +1,1 @@
+"""Readers of public dataset formats used by more than one paper."""

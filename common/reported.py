@@ -1,0 +1,27 @@
+"""Prints a finished run's metrics beside the numbers its paper reported for the same row."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from common.tables import load_reported
+
+
+def comparison_table(paper: str, experiment: str, package_dir: Path, record: dict) -> str:
+    reported = load_reported(package_dir / "reported.yaml")
+    rows = [row for row in reported.rows if row.experiment == experiment]
+    ours = record["metrics"]
+    lines = [f"\n{paper} / {experiment} on {record['dataset']} (seed {record['seed']})"]
+    if not rows:
+        lines.append("the paper reports no row for this experiment; our metrics:")
+        lines += [f"  {name:<20} {value:.4f}" for name, value in ours.items()]
+        return "\n".join(lines)
+    for row in rows:
+        lines.append(f"{row.table}, row '{row.row}' — paper on {row.dataset} ({row.source})")
+        lines.append(f"  {'metric':<20} {'ours':>8} {'paper':>8}")
+        for name in sorted(set(ours) | set(row.metrics)):
+            mine = f"{ours[name]:.4f}" if name in ours else "—"
+            theirs = f"{row.metrics[name]:.4f}" if name in row.metrics else "—"
+            lines.append(f"  {name:<20} {mine:>8} {theirs:>8}")
+    lines.append("(not the paper's data: see the paper README for the deviations)")
+    return "\n".join(lines)

@@ -1,0 +1,85 @@
+"""Runs one job of `python run.py`: mode=train, mode=table or mode=bench."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from common.bench import format_figures, write_figures
+from common.config import require_choice, typed_config
+from common.distributed import init_distributed, shutdown_distributed
+from common.logging import build_logger
+from common.plots import plot_training_curves
+from common.reported import comparison_table
+from common.results import build_record, write_record
+from common.seeding import seed_everything
+from common.tables import render_paper_tables
+from common.trainer import Trainer, TrainerConfig
+from papers import paper_package_dir, paper_task
+
+
+def run(cfg: DictConfig) -> dict | None:
+    mode = require_choice(cfg.mode.name, ("train", "table", "bench"), "mode")
+    paper = str(cfg.paper)
+    task_class = paper_task(paper)
+    if mode == "table":
+        return render_table(paper, bool(cfg.mode.get("write", False)))
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    settings = typed_config(TrainerConfig, cfg.trainer, "trainer")
+    context = init_distributed(settings.device)
+    try:
+        seed_everything(int(cfg.seed), settings.deterministic)
+        task = task_class(cfg, context, run_dir)
+        if mode == "bench":
+            return run_bench(task, run_dir)
+        return train(cfg, task, settings, run_dir)
+    finally:
+        shutdown_distributed()
+
+
+def render_table(paper: str, write: bool) -> None:
+    package_dir = paper_package_dir(paper)
+    markdown = render_paper_tables(paper, package_dir)
+    print(markdown)
+    if write:
+        (package_dir / "RESULTS.md").write_text(markdown)
+        print(f"wrote {package_dir / 'RESULTS.md'}")
+
+
+def run_bench(task, run_dir: Path) -> None:
+    figures = task.bench()
+    print(format_figures(figures))
+    print(f"wrote {write_figures(figures, run_dir)}")
+
+
+def train(cfg: DictConfig, task, settings: TrainerConfig, run_dir: Path) -> dict | None:
+    context = task.context
+    started = time.perf_counter()
+    if context.is_main:
+        task.prepare_data()
+    context.barrier()
+    train_split, valid_split, test_split = task.load_data()
+    group = f"{cfg.paper}/{cfg.experiment}"
+    tags = [str(cfg.paper), str(cfg.experiment), task.model_name, task.dataset_name]
+    logger = build_logger(cfg, run_dir, context.is_main, group, tags)
+    try:
+        trainer = Trainer(task, settings, int(cfg.seed), run_dir, logger, resume=bool(cfg.resume))
+        result = trainer.fit(train_split, valid_split, test_split)
+        if not context.is_main:
+            return None
+        record = build_record(
+            cfg, task.model_name, task.dataset_name, result.metrics, time.perf_counter() - started, str(context.device)
+        )
+        write_record(record, run_dir)
+        curves = plot_training_curves(result.history, run_dir / "training_curves.png")
+        if curves:
+            logger.log_images({"training_curves": curves})
+        logger.log_summary({f"test/{name}": value for name, value in result.metrics.items()})
+        print(comparison_table(str(cfg.paper), str(cfg.experiment), paper_package_dir(str(cfg.paper)), record))
+        print(f"run directory: {run_dir}")
+        return record
+    finally:
+        logger.finish()

@@ -1,0 +1,73 @@
+"""The contract between the shared runner/trainer and a paper package."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from common.bench import BenchFigure
+from common.distributed import DistributedContext
+
+
+class BatchSource(Protocol):
+    """A split of a dataset that builds whole batches from sample indices (vectorised collation)."""
+
+    def __len__(self) -> int: ...
+
+    def batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]: ...
+
+
+class PaperTask(ABC):
+    """What a paper package provides: data, model, loss, predictions, metrics and benchmarks."""
+
+    def __init__(self, cfg: DictConfig, context: DistributedContext, run_dir: Path):
+        self.cfg = cfg
+        self.context = context
+        self.run_dir = run_dir
+
+    @property
+    @abstractmethod
+    def model_name(self) -> str: ...
+
+    @property
+    @abstractmethod
+    def dataset_name(self) -> str: ...
+
+    @abstractmethod
+    def prepare_data(self) -> None:
+        """Generate or check the dataset on disk; runs on rank 0 before any rank loads it."""
+
+    @abstractmethod
+    def load_data(self) -> tuple[BatchSource, BatchSource, BatchSource]:
+        """The train, validation and test splits."""
+
+    @abstractmethod
+    def build_model(self) -> nn.Module: ...
+
+    def parameter_groups(self, model: nn.Module) -> dict[str, list[nn.Parameter]]:
+        """Parameters by optimizer name (keys of trainer.optimizers); one group by default."""
+        return {"dense": [p for p in model.parameters() if p.requires_grad]}
+
+    @abstractmethod
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """The training loss and any scalars to log beside it."""
+
+    @abstractmethod
+    def predict(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Per-sample outputs for evaluation (concatenated over batches and ranks)."""
+
+    @abstractmethod
+    def metrics(self, outputs: dict[str, np.ndarray]) -> dict[str, float]: ...
+
+    def on_train_step(self, model: nn.Module, step: int) -> None:
+        """Called after every optimizer step with the unwrapped model (e.g. to refresh a cache)."""
+        return None
+
+    def bench(self) -> list[BenchFigure]:
+        raise NotImplementedError(f"{type(self).__name__} has no benchmarks")

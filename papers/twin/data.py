@@ -1,0 +1,214 @@
+"""Lifelong-behavior samples from KuaiRand-format logs: each impression with the user's earlier behaviors.
+
+Behaviors are the user's clicked log rows; a sample's history holds only behaviors strictly earlier than the
+sample (no leakage). Splits are by day: train on the earlier days of the sample period, validate on the
+next, test on the last.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from common.data.kuairand import KuaiRandTables
+from common.errors import DatasetError
+
+TIME_KEY_SHIFT = 42  # time_ms < 2**42 (year 2109), so user * 2**42 + time_ms sorts by user, then time
+CROSS_FEATURES = ("time_since", "completion", "tab", "is_like", "is_follow")
+TIME_SINCE_BUCKETS = 18  # log2 of hours since the behavior
+COMPLETION_BUCKETS = 12  # play time / duration in steps of 0.25, capped
+DURATION_BUCKETS = 20  # half-octaves of seconds
+
+
+@dataclass
+class Vocabulary:
+    """Sizes of the categorical features, index 0 being padding or unknown."""
+
+    items: int
+    authors: int
+    tags: int
+    durations: int
+    users: int
+    user_features: tuple[int, ...]
+    tabs: int
+    hours: int = 25
+    cross: tuple[int, ...] = ()
+
+
+@dataclass
+class LifelongData:
+    vocabulary: Vocabulary
+    item_author: np.ndarray
+    item_tag: np.ndarray
+    item_duration: np.ndarray
+    behavior_item: np.ndarray
+    behavior_time: np.ndarray
+    behavior_cross: np.ndarray  # [num_behaviors, 4]: completion, tab, like, follow (time since is per sample)
+    samples: pd.DataFrame  # user, item, time_ms, label, tab, hour, user_features..., history_end, history_start, date
+    user_features: np.ndarray  # [num_users + 1, F]
+
+
+def _codes(values: pd.Series) -> tuple[np.ndarray, int]:
+    """Dense codes 1..K for the distinct values (0 is reserved for padding/unknown)."""
+    codes, uniques = pd.factorize(values, sort=True)
+    return codes.astype(np.int64) + 1, len(uniques) + 1
+
+
+def duration_bucket(duration_ms: np.ndarray) -> np.ndarray:
+    seconds = np.maximum(np.nan_to_num(duration_ms.astype(float), nan=0.0), 0) / 1000.0
+    return np.clip(np.floor(2 * np.log2(seconds + 1)), 0, DURATION_BUCKETS - 2).astype(np.int64) + 1
+
+
+def completion_bucket(play_time_ms: np.ndarray, duration_ms: np.ndarray) -> np.ndarray:
+    ratio = play_time_ms / np.maximum(duration_ms, 1)
+    return np.clip(np.floor(ratio * 4), 0, COMPLETION_BUCKETS - 2).astype(np.int64) + 1
+
+
+def time_since_bucket(milliseconds: np.ndarray) -> np.ndarray:
+    hours = np.maximum(milliseconds, 0) / 3_600_000.0
+    return np.clip(np.floor(np.log2(hours + 1)), 0, TIME_SINCE_BUCKETS - 2).astype(np.int64) + 1
+
+
+def build_lifelong_data(
+    tables: KuaiRandTables, sample_start_date: int, user_feature_columns: list[str]
+) -> LifelongData:
+    logs, videos = tables.logs, tables.videos
+    all_video_ids = pd.Index(np.union1d(videos["video_id"].to_numpy(), logs["video_id"].to_numpy()))
+    item_of_video = pd.Series(np.arange(1, len(all_video_ids) + 1), index=all_video_ids)
+    video_rows = item_of_video.loc[videos["video_id"]].to_numpy()
+    num_items = len(all_video_ids) + 1
+    item_author = np.zeros(num_items, dtype=np.int64)
+    item_tag = np.zeros(num_items, dtype=np.int64)
+    item_duration = np.zeros(num_items, dtype=np.int64)
+    item_author[video_rows], authors = _codes(videos["author_id"])
+    first_tag = videos["tag"].astype(str).str.split(",").str[0].replace({"nan": np.nan})
+    item_tag[video_rows], tags = _codes(first_tag)
+    item_tag[video_rows[first_tag.isna().to_numpy()]] = 0
+    item_duration[video_rows] = duration_bucket(videos["video_duration"].to_numpy())
+
+    users = tables.users
+    missing = [column for column in user_feature_columns if column not in users.columns]
+    if missing:
+        raise DatasetError(f"user features file lacks the configured columns {missing}; it has {list(users.columns)}")
+    all_user_ids = pd.Index(np.union1d(users["user_id"].to_numpy(), logs["user_id"].to_numpy()))
+    user_of_id = pd.Series(np.arange(1, len(all_user_ids) + 1), index=all_user_ids)
+    user_features = np.zeros((len(all_user_ids) + 1, len(user_feature_columns)), dtype=np.int64)
+    feature_sizes = []
+    for column_index, column in enumerate(user_feature_columns):
+        codes, size = _codes(users[column].astype(str))
+        user_features[user_of_id.loc[users["user_id"]].to_numpy(), column_index] = codes
+        feature_sizes.append(size)
+
+    user = user_of_id.loc[logs["user_id"]].to_numpy()
+    item = item_of_video.loc[logs["video_id"]].to_numpy()
+    time_ms = logs["time_ms"].to_numpy(np.int64)
+    tab_codes, tabs = _codes(logs["tab"])
+    clicked = logs["is_click"].to_numpy() == 1
+    behavior_key = (user[clicked] << TIME_KEY_SHIFT) + time_ms[clicked]
+    behavior_cross = np.stack(
+        [
+            completion_bucket(logs["play_time_ms"].to_numpy()[clicked], logs["duration_ms"].to_numpy()[clicked]),
+            tab_codes[clicked],
+            np.clip(logs["is_like"].to_numpy()[clicked], 0, 1) + 1,
+            np.clip(logs["is_follow"].to_numpy()[clicked], 0, 1) + 1,
+        ],
+        axis=1,
+    )
+    is_sample = logs["date"].to_numpy() >= sample_start_date
+    if not is_sample.any():
+        raise DatasetError(
+            f"no log rows on or after data.sample_start_date={sample_start_date}; the logs span dates "
+            f"{logs['date'].min()} to {logs['date'].max()}."
+        )
+    sample_key = (user[is_sample] << TIME_KEY_SHIFT) + time_ms[is_sample]
+    samples = pd.DataFrame(
+        {
+            "user": user[is_sample],
+            "item": item[is_sample],
+            "time_ms": time_ms[is_sample],
+            "label": clicked[is_sample].astype(np.float32),
+            "tab": tab_codes[is_sample],
+            "hour": logs["hourmin"].to_numpy()[is_sample] // 100 + 1,
+            "date": logs["date"].to_numpy()[is_sample],
+            "history_end": np.searchsorted(behavior_key, sample_key, side="left"),
+            "history_start": np.searchsorted(behavior_key, user[is_sample] << TIME_KEY_SHIFT, side="left"),
+        }
+    )
+    vocabulary = Vocabulary(
+        items=num_items,
+        authors=authors,
+        tags=tags,
+        durations=DURATION_BUCKETS,
+        users=len(all_user_ids) + 1,
+        user_features=tuple(feature_sizes),
+        tabs=tabs,
+        cross=(TIME_SINCE_BUCKETS, COMPLETION_BUCKETS, tabs, 3, 3),
+    )
+    return LifelongData(
+        vocabulary=vocabulary,
+        item_author=item_author,
+        item_tag=item_tag,
+        item_duration=item_duration,
+        behavior_item=item[clicked].astype(np.int32),
+        behavior_time=time_ms[clicked],
+        behavior_cross=behavior_cross.astype(np.int32),
+        samples=samples,
+        user_features=user_features,
+    )
+
+
+def split_by_day(samples: pd.DataFrame, valid_days: int, test_days: int) -> dict[str, np.ndarray]:
+    """Row indices of the train, valid and test samples: test = the last days, valid = the days before."""
+    days = np.sort(samples["date"].unique())
+    if len(days) < valid_days + test_days + 1:
+        raise DatasetError(
+            f"the sample period has {len(days)} days but data.valid_days={valid_days} and "
+            f"data.test_days={test_days} need at least {valid_days + test_days + 1}."
+        )
+    test_start, valid_start = days[-test_days], days[-test_days - valid_days]
+    date = samples["date"].to_numpy()
+    return {
+        "train": np.flatnonzero(date < valid_start),
+        "valid": np.flatnonzero((date >= valid_start) & (date < test_start)),
+        "test": np.flatnonzero(date >= test_start),
+    }
+
+
+class LifelongSplit:
+    """A split's samples; `batch` gathers each sample's window of the `history_length` latest behaviors."""
+
+    def __init__(self, data: LifelongData, rows: np.ndarray, history_length: int):
+        self.data = data
+        self.history_length = history_length
+        samples = data.samples.iloc[rows]
+        self.columns = {name: samples[name].to_numpy() for name in samples.columns}
+
+    def __len__(self) -> int:
+        return len(self.columns["user"])
+
+    def batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
+        data, length = self.data, self.history_length
+        end = self.columns["history_end"][indices]
+        start = self.columns["history_start"][indices]
+        positions = end[:, None] - length + np.arange(length)
+        valid = positions >= start[:, None]
+        positions = np.where(valid, positions, 0)
+        since = self.columns["time_ms"][indices][:, None] - data.behavior_time[positions]
+        cross = np.empty((len(indices), length, len(CROSS_FEATURES)), dtype=np.int32)
+        cross[..., 0] = time_since_bucket(since)
+        cross[..., 1:] = data.behavior_cross[positions]
+        cross *= valid[..., None]
+        users = self.columns["user"][indices]
+        return {
+            "history_item": torch.from_numpy(np.where(valid, data.behavior_item[positions], 0).astype(np.int64)),
+            "history_cross": torch.from_numpy(cross),
+            "history_mask": torch.from_numpy(valid),
+            "target_item": torch.from_numpy(self.columns["item"][indices]),
+            "context": torch.from_numpy(np.stack([self.columns["tab"][indices], self.columns["hour"][indices]], 1)),
+            "user": torch.from_numpy(users),
+            "user_features": torch.from_numpy(data.user_features[users]),
+            "label": torch.from_numpy(self.columns["label"][indices]),
+        }

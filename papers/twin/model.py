@@ -1,0 +1,188 @@
+"""TWIN and its Table 4 baselines as one CTR model with a pluggable long-term interest module.
+
+    logit = MLP([long-term interest, short-term interest, target features, context, user features])  (Eq. 2)
+
+The long-term module is a GSU (papers/twin/retrieval.py) followed by the ESU (multi-head target attention),
+or, for Avg-Pooling, the mean of the L latest behaviors. All models share features and the top network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from common.config import require_choice
+from papers.twin.attention import MultiHeadTargetAttention, TargetAttentionScorer, masked_softmax, scores_by_item
+from papers.twin.data import Vocabulary
+from papers.twin.features import BehaviorFeatures
+from papers.twin.retrieval import (
+    CategoryRetriever,
+    ConsistencyPreservedGSU,
+    RecentRetriever,
+    Retriever,
+    Selection,
+    SeparateParameterGSU,
+    SimHashRetriever,
+    SoftSearchRetriever,
+)
+
+MODEL_NAMES = ("twin", "avg_pooling", "din", "sim_hard", "sim_soft", "eta", "sdim")
+
+
+@dataclass
+class TwinModelConfig:
+    name: str = "twin"
+    gsu_length: int = 10000  # L: the latest behaviors the long-term module reads
+    esu_length: int = 100  # k: behaviors the GSU keeps for the ESU
+    short_length: int = 50  # the short-term branch's most recent behaviors
+    num_heads: int = 4
+    key_dim: int = 32  # d_k per head (not reported in the paper)
+    value_dim: int = 32  # per head (not reported)
+    output_dim: int = 128  # d_out of W^o (not reported)
+    id_embedding_dim: int = 64
+    feature_embedding_dim: int = 8
+    mlp_dims: list[int] = field(default_factory=lambda: [256, 128, 64])
+    cross_features: bool = True  # Fig. 6 ablation when false
+    separate_gsu_params: bool = False  # Fig. 6 ablation when true
+    gsu_cache: bool = False
+    gsu_cache_refresh_steps: int = 50
+    retrieval_dim: int = 32  # SIM Soft's retrieval embedding
+    hash_bits: int = 16  # ETA: bits of the SimHash signature; SDIM: bits in all hash functions together
+    sdim_hashes: int = 4  # SDIM: hash functions (hash_bits / sdim_hashes bits each)
+    aux_loss_weight: float = 1.0  # SIM Soft and separate-parameter GSU: auxiliary retrieval task
+
+
+class LifelongCTRModel(nn.Module):
+    def __init__(self, config: TwinModelConfig, vocabulary: Vocabulary, item_tables: dict[str, np.ndarray]):
+        super().__init__()
+        require_choice(config.name, MODEL_NAMES, "model.name")
+        self.config = config
+        dim, small = config.id_embedding_dim, config.feature_embedding_dim
+        self.features = BehaviorFeatures(vocabulary, **item_tables, id_dim=dim, feature_dim=small)
+        self.user = nn.Embedding(vocabulary.users, dim)
+        self.user_features = nn.ModuleList(nn.Embedding(size, small) for size in vocabulary.user_features)
+        self.tab = nn.Embedding(vocabulary.tabs, small)
+        self.hour = nn.Embedding(vocabulary.hours, small)
+        inherent = self.features.inherent_dim
+
+        def attention(scorer_uses_cross: bool) -> MultiHeadTargetAttention:
+            scorer = TargetAttentionScorer(self.features, inherent, config.num_heads, config.key_dim, scorer_uses_cross)
+            return MultiHeadTargetAttention(self.features, scorer, config.value_dim, config.output_dim)
+
+        self.short_term = attention(config.cross_features)
+        self.retriever: Retriever | None = None
+        if config.name == "avg_pooling":
+            self.pooled_projection = nn.Linear(inherent + self.features.cross_dim, config.output_dim)
+        else:
+            self.esu = attention(config.cross_features)
+            self.retriever = self._build_retriever(config, vocabulary)
+        top_input = 2 * config.output_dim + inherent + 2 * small + dim + small * len(vocabulary.user_features)
+        layers, width = [], top_input
+        for hidden in config.mlp_dims:
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        self.top = nn.Sequential(*layers, nn.Linear(width, 1))
+
+    def _build_retriever(self, config: TwinModelConfig, vocabulary: Vocabulary) -> Retriever:
+        k, inherent = config.esu_length, self.features.inherent_dim
+        if config.name == "twin" and config.separate_gsu_params:
+            scorer = TargetAttentionScorer(
+                self.features, inherent, config.num_heads, config.key_dim, config.cross_features
+            )
+            return SeparateParameterGSU(k, scorer, vocabulary.items, self.features)
+        if config.name == "twin":
+            return ConsistencyPreservedGSU(k, self.esu.scorer, vocabulary.items, config.gsu_cache)
+        if config.name == "din":
+            return RecentRetriever(k)
+        if config.name == "sim_hard":
+            return CategoryRetriever(k)
+        if config.name == "sim_soft":
+            return SoftSearchRetriever(k, vocabulary.items, config.retrieval_dim)
+        buckets = 1 if config.name == "eta" else config.sdim_hashes
+        return SimHashRetriever(k, inherent, config.hash_bits, buckets, vocabulary.items)
+
+    def long_term_interest(
+        self, batch: dict, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None, Selection | None]:
+        """The long-term interest vector, the auxiliary loss of retrievers that train with one, and the GSU's
+        selection (None for Avg-Pooling)."""
+        if self.retriever is None:
+            mask = batch["history_mask"]
+            weights = mask / mask.sum(1, keepdim=True).clamp(min=1)
+            pooled = self.features.pooled_full(batch["history_item"], batch["history_cross"], weights)
+            return self.pooled_projection(pooled), None, None
+        selection = self.retriever.select(self.features, batch, target)
+        items = batch["history_item"].gather(1, selection.positions)
+        cross_index = selection.positions.unsqueeze(-1).expand(-1, -1, batch["history_cross"].shape[-1])
+        cross = batch["history_cross"].gather(1, cross_index)
+        query = self.esu.scorer.project_query(target)
+        interest = self.esu(self.features, items, cross, selection.mask, query)
+        auxiliary = self.retriever.auxiliary_loss(self.features, batch, target) if self.training else None
+        return interest, auxiliary, selection
+
+    def short_term_interest(self, batch: dict, target: torch.Tensor) -> torch.Tensor:
+        length = self.config.short_length
+        query = self.short_term.scorer.project_query(target)
+        return self.short_term(
+            self.features,
+            batch["history_item"][:, -length:],
+            batch["history_cross"][:, -length:],
+            batch["history_mask"][:, -length:],
+            query,
+        )
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Click logits [B] and the auxiliary retrieval loss (or None)."""
+        logits, auxiliary, _ = self.score(batch)
+        return logits, auxiliary
+
+    def score(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None, Selection | None]:
+        """Click logits [B], the auxiliary retrieval loss (or None) and the GSU's selection (or None)."""
+        target = self.features.inherent(batch["target_item"])
+        long_term, auxiliary, selection = self.long_term_interest(batch, target)
+        user_features = [table(batch["user_features"][:, j]) for j, table in enumerate(self.user_features)]
+        inputs = [
+            long_term,
+            self.short_term_interest(batch, target),
+            target,
+            self.tab(batch["context"][:, 0]),
+            self.hour(batch["context"][:, 1]),
+            self.user(batch["user"]),
+            *user_features,
+        ]
+        return self.top(torch.cat(inputs, dim=-1)).squeeze(-1), auxiliary, selection
+
+    @torch.no_grad()
+    def gsu_esu_overlap(self, batch: dict, selection: Selection | None) -> torch.Tensor:
+        """Fig. 4's consistency: of the behaviors the ESU would weigh most if it read all L (top-k by its
+        head-averaged attention), the fraction the GSU retrieved. [B]; NaN without a search unit (Avg-Pooling,
+        and DIN, whose recency window is all it reads)."""
+        mask = batch["history_mask"]
+        if selection is None or not self.retriever.searches:
+            return torch.full((mask.shape[0],), float("nan"), device=mask.device)
+        target = self.features.inherent(batch["target_item"])
+        scorer = self.esu.scorer
+        alpha = scores_by_item(
+            batch["history_item"], lambda items: scorer.project_keys(self.features.inherent(items)),
+            scorer.project_query(target), self.features.item.num_embeddings,
+        ) + scorer.cross_bias(self.features, batch["history_cross"])  # fmt: skip
+        attention = masked_softmax(alpha, mask.unsqueeze(1)).mean(1)
+        k = min(self.config.esu_length, mask.shape[1])
+        esu_top = attention.masked_fill(~mask, -1.0).topk(k, dim=-1).indices
+        esu_choice = torch.zeros_like(mask).scatter_(1, esu_top, True) & mask
+        retrieved = torch.zeros_like(mask).scatter_(1, selection.positions, selection.mask)
+        return (esu_choice & retrieved).sum(1) / esu_choice.sum(1).clamp(min=1)
+
+
+def click_loss(
+    logits: torch.Tensor, auxiliary: torch.Tensor | None, label: torch.Tensor, auxiliary_weight: float
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """BCE of Eq. 2, plus the weighted auxiliary retrieval loss where the retriever has one."""
+    loss = F.binary_cross_entropy_with_logits(logits.float(), label.float())
+    if auxiliary is None:
+        return loss, {}
+    return loss + auxiliary_weight * auxiliary, {"bce": loss.detach(), "aux": auxiliary.detach()}

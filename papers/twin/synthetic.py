@@ -1,0 +1,303 @@
+"""Generator of `synthetic_lifelong`: lifelong user histories written as KuaiRand CSV files.
+
+Designed from TWIN's premise (data_cards/synthetic_lifelong.md): users hold several interests that go
+dormant for months and resurface, so the evidence for a target often lies far back in the history; clicks
+follow the user's whole-history affinity; cross features (completion, likes) reveal how much the user
+liked each past item. Deterministic given the seed; cached on disk by its parameters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from common.data.kuairand import LOG_COLUMNS
+
+VERSION_TAG = "synthetic"
+HISTORY_START = datetime(2021, 4, 23, tzinfo=timezone(timedelta(hours=8)))
+TABS = np.arange(6)
+TAB_PROBABILITIES = np.array([0.45, 0.25, 0.12, 0.08, 0.06, 0.04])
+
+
+@dataclass
+class SyntheticLifelongConfig:
+    num_users: int = 300
+    num_items: int = 20000
+    num_topics: int = 100
+    num_tags: int = 20
+    num_authors: int = 2000
+    latent_dim: int = 16
+    item_spread: float = 0.6
+    min_history: int = 1000
+    max_history: int = 10000
+    history_days: int = 364
+    sample_days: int = 14
+    impressions_per_day: int = 8
+    min_interests: int = 3
+    max_interests: int = 8
+    active_month_probability: float = 0.3
+    exploration: float = 0.1
+    interest_target_share: float = 0.5
+    click_scale: float = 5.0
+    click_offset: float = 0.45
+    click_noise: float = 0.5
+    item_bias_std: float = 0.3
+    nonclick_history_share: float = 0.05
+    seed: int = 0
+
+    def fingerprint(self) -> str:
+        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+@dataclass
+class ItemCatalogue:
+    vectors: np.ndarray
+    topic: np.ndarray
+    author: np.ndarray
+    tag: np.ndarray
+    duration_ms: np.ndarray
+    bias: np.ndarray
+    topic_centers: np.ndarray
+    items_of_topic: list[np.ndarray]
+
+
+def _normalize(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)
+
+
+def make_catalogue(config: SyntheticLifelongConfig, rng: np.random.Generator) -> ItemCatalogue:
+    """Items are noisy copies of topic centres; a tag (category) is a coarse union of about five topics."""
+    centers = _normalize(rng.normal(size=(config.num_topics, config.latent_dim)))
+    topic_popularity = rng.dirichlet(np.full(config.num_topics, 2.0))
+    if config.num_items < config.num_topics:
+        raise ValueError(f"num_items={config.num_items} must be at least num_topics={config.num_topics}")
+    topic = rng.choice(config.num_topics, size=config.num_items, p=topic_popularity)
+    topic[: config.num_topics] = np.arange(config.num_topics)  # no topic without items
+    noise = rng.normal(size=(config.num_items, config.latent_dim)) * config.item_spread / np.sqrt(config.latent_dim)
+    vectors = _normalize(centers[topic] + noise)
+    tag_of_topic = rng.integers(0, config.num_tags, config.num_topics)
+    author_topic = rng.integers(0, config.num_topics, config.num_authors)
+    authors_of_topic = [np.flatnonzero(author_topic == t) for t in range(config.num_topics)]
+    author = np.array(
+        [
+            rng.choice(authors_of_topic[t]) if len(authors_of_topic[t]) else rng.integers(config.num_authors)
+            for t in topic
+        ]
+    )
+    return ItemCatalogue(
+        vectors=vectors,
+        topic=topic,
+        author=author,
+        tag=tag_of_topic[topic],
+        duration_ms=np.clip(rng.lognormal(np.log(30_000), 0.8, config.num_items), 3_000, 600_000).astype(np.int64),
+        bias=rng.normal(0.0, config.item_bias_std, config.num_items),
+        topic_centers=centers,
+        items_of_topic=[np.flatnonzero(topic == t) for t in range(config.num_topics)],
+    )
+
+
+def _sample_items_of_topics(topics: np.ndarray, catalogue: ItemCatalogue, rng: np.random.Generator) -> np.ndarray:
+    items = np.empty(len(topics), dtype=np.int64)
+    for t in np.unique(topics):
+        members = np.flatnonzero(topics == t)
+        pool = catalogue.items_of_topic[t]
+        items[members] = pool[rng.integers(0, len(pool), len(members))]
+    return items
+
+
+def _engagement(affinity: np.ndarray, duration_ms: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Cross features of a watched item: the more the user likes it, the longer the play and the likelier a like."""
+    completion = np.clip(1.6 / (1 + np.exp(-(4.0 * (affinity - 0.45) + rng.normal(0, 0.6, len(affinity))))), 0.02, 3)
+    play_time = (completion * duration_ms).astype(np.int64)
+    return {
+        "play_time_ms": play_time,
+        "long_view": (play_time >= np.minimum(duration_ms, 18_000)).astype(np.int64),
+        "is_like": (rng.random(len(affinity)) < 1 / (1 + np.exp(-(6 * affinity - 5.0)))).astype(np.int64),
+        "is_follow": (rng.random(len(affinity)) < 1 / (1 + np.exp(-(6 * affinity - 7.0)))).astype(np.int64),
+        "is_comment": (rng.random(len(affinity)) < 0.02 + 0.05 * affinity).astype(np.int64),
+        "is_forward": (rng.random(len(affinity)) < 0.01 + 0.03 * affinity).astype(np.int64),
+        "is_hate": (rng.random(len(affinity)) < 0.003).astype(np.int64),
+        "is_profile_enter": (rng.random(len(affinity)) < 0.05 + 0.1 * affinity).astype(np.int64),
+    }
+
+
+def _user_logs(user_id: int, config: SyntheticLifelongConfig, catalogue: ItemCatalogue, rng: np.random.Generator):
+    """One user's life: behaviors over the history period, then impressions over the sample period."""
+    num_interests = rng.integers(config.min_interests, config.max_interests + 1)
+    interests = rng.choice(config.num_topics, num_interests, replace=False)
+    strength = rng.uniform(0.3, 1.0, num_interests)
+    months = int(np.ceil(config.history_days / 30))
+    active = rng.random((num_interests, months)) < config.active_month_probability
+    active[rng.integers(0, num_interests, months), np.arange(months)] = True
+
+    def affinity(items: np.ndarray) -> np.ndarray:
+        """Whole-history affinity: the best match of the item among all the user's interests, old or current."""
+        return np.max(strength * (catalogue.vectors[items] @ catalogue.topic_centers[interests].T), axis=1)
+
+    length = int(np.exp(rng.uniform(np.log(config.min_history), np.log(config.max_history))))
+    seconds = np.sort(rng.uniform(0, config.history_days * 86_400, length))
+    month = np.minimum((seconds // (30 * 86_400)).astype(int), months - 1)
+    weights = (strength[:, None] * active)[:, month].T
+    chosen = (weights.cumsum(1) / weights.sum(1, keepdims=True) > rng.random((length, 1))).argmax(1)
+    topics = np.where(
+        rng.random(length) < config.exploration, rng.integers(0, config.num_topics, length), interests[chosen]
+    )
+    items = _sample_items_of_topics(topics, catalogue, rng)
+    history = {"seconds": seconds, "video": items, "is_click": np.ones(length, dtype=np.int64)}
+    history.update(_engagement(affinity(items), catalogue.duration_ms[items], rng))
+
+    skipped = rng.random(length) < config.nonclick_history_share
+    if skipped.any():
+        history["video"][skipped] = rng.integers(0, config.num_items, skipped.sum())
+        history["is_click"][skipped] = 0
+        for key in (
+            "play_time_ms",
+            "long_view",
+            "is_like",
+            "is_follow",
+            "is_comment",
+            "is_forward",
+            "is_profile_enter",
+        ):
+            history[key][skipped] = 0
+
+    count = config.sample_days * config.impressions_per_day
+    offsets = np.sort(rng.uniform(0, config.sample_days * 86_400, count)) + config.history_days * 86_400
+    from_interest = rng.random(count) < config.interest_target_share
+    interest_items = _sample_items_of_topics(interests[rng.integers(0, num_interests, count)], catalogue, rng)
+    targets = np.where(from_interest, interest_items, rng.integers(0, config.num_items, count))
+    target_affinity = affinity(targets)
+    logit = config.click_scale * (target_affinity - config.click_offset) + catalogue.bias[targets]
+    clicked = (rng.random(count) < 1 / (1 + np.exp(-(logit + rng.normal(0, config.click_noise, count))))).astype(int)
+    impressions = {"seconds": offsets, "video": targets, "is_click": clicked}
+    engagement = _engagement(target_affinity, catalogue.duration_ms[targets], rng)
+    impressions.update({key: value * clicked for key, value in engagement.items()})
+    rows = {key: np.concatenate([history[key], impressions[key]]) for key in history}
+    rows["user_id"] = np.full(len(rows["video"]), user_id)
+    return rows
+
+
+def _log_frame(rows: dict[str, np.ndarray], catalogue: ItemCatalogue, rng: np.random.Generator) -> pd.DataFrame:
+    stamps = pd.to_datetime(HISTORY_START) + pd.to_timedelta(rows["seconds"], unit="s")
+    n = len(rows["video"])
+    frame = pd.DataFrame(
+        {
+            "user_id": rows["user_id"],
+            "video_id": rows["video"],
+            "date": stamps.strftime("%Y%m%d").astype(int),
+            "hourmin": (stamps.hour * 100 + stamps.minute).astype(int),
+            "time_ms": (stamps.asi8 // 1_000_000).astype(np.int64),
+            "is_click": rows["is_click"],
+            "is_like": rows["is_like"],
+            "is_follow": rows["is_follow"],
+            "is_comment": rows["is_comment"],
+            "is_forward": rows["is_forward"],
+            "is_hate": rows["is_hate"],
+            "long_view": rows["long_view"],
+            "play_time_ms": rows["play_time_ms"],
+            "duration_ms": catalogue.duration_ms[rows["video"]],
+            "profile_stay_time": rows["is_profile_enter"] * rng.integers(1_000, 20_000, n),
+            "comment_stay_time": rows["is_comment"] * rng.integers(1_000, 30_000, n),
+            "is_profile_enter": rows["is_profile_enter"],
+            "is_rand": np.zeros(n, dtype=np.int64),
+            "tab": rng.choice(TABS, n, p=TAB_PROBABILITIES),
+        }
+    )
+    return frame[list(LOG_COLUMNS)]
+
+
+def _video_frame(catalogue: ItemCatalogue, rng: np.random.Generator) -> pd.DataFrame:
+    n = len(catalogue.topic)
+    upload = pd.to_datetime(HISTORY_START) - pd.to_timedelta(rng.integers(0, 700, n), unit="D")
+    return pd.DataFrame(
+        {
+            "video_id": np.arange(n),
+            "author_id": catalogue.author,
+            "video_type": rng.choice(["NORMAL", "AD"], n, p=[0.97, 0.03]),
+            "upload_dt": upload.strftime("%Y-%m-%d"),
+            "upload_type": rng.choice(["ShortImport", "Web", "Kmovie"], n),
+            "visible_status": "public",
+            "video_duration": catalogue.duration_ms.astype(float),
+            "server_width": 720,
+            "server_height": 1280,
+            "music_id": rng.integers(0, 5_000, n),
+            "music_type": rng.choice([4, 7, 9], n),
+            "tag": catalogue.tag,
+        }
+    )
+
+
+def _user_frame(num_users: int, rng: np.random.Generator) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            "user_id": np.arange(num_users),
+            "user_active_degree": rng.choice(["full_active", "high_active", "middle_active"], num_users),
+            "is_lowactive_period": 0,
+            "is_live_streamer": (rng.random(num_users) < 0.05).astype(int),
+            "is_video_author": (rng.random(num_users) < 0.2).astype(int),
+            "follow_user_num": rng.integers(0, 500, num_users),
+            "follow_user_num_range": rng.choice(["0", "(0,10]", "(10,50]", "(50,100]", "(100,150]"], num_users),
+            "fans_user_num": rng.integers(0, 200, num_users),
+            "fans_user_num_range": rng.choice(["0", "[1,10)", "[10,100)"], num_users),
+            "friend_user_num": rng.integers(0, 50, num_users),
+            "friend_user_num_range": rng.choice(["0", "[1,5)", "[5,30)"], num_users),
+            "register_days": rng.integers(30, 2_000, num_users),
+            "register_days_range": rng.choice(["31-60", "61-90", "91-180", "181-365", "366-730", "730+"], num_users),
+        }
+    )
+    for index in range(18):
+        frame[f"onehot_feat{index}"] = rng.integers(0, 10, num_users)
+    return frame
+
+
+def write_dataset(config: SyntheticLifelongConfig, folder: Path, progress: bool = True) -> None:
+    """Write the logs, video features and user features into `folder` in KuaiRand's format."""
+    rng = np.random.default_rng(config.seed)
+    catalogue = make_catalogue(config, rng)
+    users = range(config.num_users)
+    parts = [_user_logs(u, config, catalogue, rng) for u in tqdm(users, desc="generate users", disable=not progress)]
+    rows = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+    logs = _log_frame(rows, catalogue, rng)
+    sample_start = (HISTORY_START + timedelta(days=config.history_days)).strftime("%Y%m%d")
+    history_end = (HISTORY_START + timedelta(days=config.history_days - 1)).strftime("%Y_%m_%d")
+    sample_end = (HISTORY_START + timedelta(days=config.history_days + config.sample_days - 1)).strftime("%Y_%m_%d")
+    is_history = logs["date"] < int(sample_start)
+    first = HISTORY_START.strftime("%Y_%m_%d")
+    second = (HISTORY_START + timedelta(days=config.history_days)).strftime("%Y_%m_%d")
+    logs[is_history].to_csv(folder / f"log_standard_{first}_to_{history_end}_{VERSION_TAG}.csv", index=False)
+    logs[~is_history].to_csv(folder / f"log_standard_{second}_to_{sample_end}_{VERSION_TAG}.csv", index=False)
+    _video_frame(catalogue, rng).to_csv(folder / f"video_features_basic_{VERSION_TAG}.csv", index=False)
+    _user_frame(config.num_users, rng).to_csv(folder / f"user_features_{VERSION_TAG}.csv", index=False)
+
+
+def sample_period_start(config: SyntheticLifelongConfig) -> int:
+    """The first day (YYYYMMDD) of impressions used as samples; the days before are history only."""
+    return int((HISTORY_START + timedelta(days=config.history_days)).strftime("%Y%m%d"))
+
+
+def ensure_dataset(config: SyntheticLifelongConfig, cache_dir: Path, progress: bool = True) -> Path:
+    """The dataset's folder under `cache_dir`, generating it first if absent (atomically, by renaming)."""
+    folder = Path(cache_dir).expanduser() / f"synthetic_lifelong_{config.fingerprint()}"
+    if (folder / "generator.json").is_file():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        write_dataset(config, staging, progress)
+        (staging / "generator.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+        staging.rename(folder)
+    except OSError:
+        if not (folder / "generator.json").is_file():
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder

@@ -1,0 +1,132 @@
+"""TWIN's task for the shared runner: data, model, loss, predictions, metrics and benchmarks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from common.config import require_choice, typed_config
+from common.data.kuairand import read_kuairand
+from common.errors import DatasetError
+from common.metrics import auc, gauc, logloss
+from common.task import PaperTask
+from papers.twin.data import LifelongData, LifelongSplit, build_lifelong_data, split_by_day
+from papers.twin.model import LifelongCTRModel, TwinModelConfig, click_loss
+from papers.twin.retrieval import ConsistencyPreservedGSU
+from papers.twin.synthetic import SyntheticLifelongConfig, ensure_dataset, sample_period_start
+
+DATASETS = ("synthetic_lifelong", "kuairand")
+
+
+@dataclass
+class LifelongDataConfig:
+    name: str = "synthetic_lifelong"
+    root: str | None = None  # real KuaiRand: the folder holding its CSV files
+    version: str = "1k"  # KuaiRand version in the file names: 1k, pure, 27k
+    cache_dir: str = ".cache/reprozoo"  # where generated data is written
+    sample_start_date: int | None = None  # YYYYMMDD; earlier logs are history only
+    valid_days: int = 1
+    test_days: int = 2
+    include_random_logs: bool = False
+    user_feature_columns: list[str] = field(default_factory=lambda: ["user_active_degree", "register_days_range"])
+    data_card: str = "data_cards/synthetic_lifelong.md"
+    generator: SyntheticLifelongConfig = field(default_factory=SyntheticLifelongConfig)
+
+
+class TwinTask(PaperTask):
+    def __init__(self, cfg, context, run_dir: Path):
+        super().__init__(cfg, context, run_dir)
+        self.model_config = typed_config(TwinModelConfig, cfg.model, "model")
+        self.data_config = typed_config(LifelongDataConfig, cfg.data, "data")
+        require_choice(self.data_config.name, DATASETS, "data.name")
+        self.data: LifelongData | None = None
+
+    @property
+    def model_name(self) -> str:
+        return self.model_config.name
+
+    @property
+    def dataset_name(self) -> str:
+        return self.data_config.name
+
+    def _folder(self) -> tuple[Path, str]:
+        config = self.data_config
+        if config.name == "synthetic_lifelong":
+            folder = ensure_dataset(config.generator, Path(config.cache_dir), progress=self.context.is_main)
+            return folder, "synthetic"
+        if not config.root:
+            raise DatasetError(
+                f"data.root is not set: the {config.name} dataset is read from a folder you give, never downloaded "
+                f"(data.root=/path/to/KuaiRand-1K/data); {config.data_card} says where to get it."
+            )
+        return Path(config.root), config.version
+
+    def prepare_data(self) -> None:
+        self._folder()
+
+    def load_data(self):
+        config = self.data_config
+        folder, version = self._folder()
+        tables = read_kuairand(folder, version, config.data_card, config.include_random_logs)
+        start = config.sample_start_date
+        if start is None:
+            start = sample_period_start(config.generator) if config.name == "synthetic_lifelong" else 20220422
+        self.data = build_lifelong_data(tables, start, config.user_feature_columns)
+        rows = split_by_day(self.data.samples, config.valid_days, config.test_days)
+        length = max(self.model_config.gsu_length, self.model_config.short_length)
+        return tuple(LifelongSplit(self.data, rows[name], length) for name in ("train", "valid", "test"))
+
+    def build_model(self) -> nn.Module:
+        data = self.data
+        tables = {"item_author": data.item_author, "item_tag": data.item_tag, "item_duration": data.item_duration}
+        return LifelongCTRModel(self.model_config, data.vocabulary, tables)
+
+    def parameter_groups(self, model: nn.Module) -> dict[str, list[nn.Parameter]]:
+        """Embeddings (AdaGrad in the paper) apart from dense layers (Adam)."""
+        embedding_ids = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+        parameters = list(model.parameters())
+        return {
+            "embedding": [p for p in parameters if id(p) in embedding_ids],
+            "dense": [p for p in parameters if id(p) not in embedding_ids],
+        }
+
+    def loss(self, model, batch):
+        logits, auxiliary = model(batch)
+        return click_loss(logits, auxiliary, batch["label"], self.model_config.aux_loss_weight)
+
+    def predict(self, model, batch):
+        core = model.module if hasattr(model, "module") else model
+        logits, _, selection = core.score(batch)
+        return {
+            "probability": torch.sigmoid(logits.float()),
+            "label": batch["label"],
+            "user": batch["user"],
+            "gsu_esu_overlap": core.gsu_esu_overlap(batch, selection),
+        }
+
+    def metrics(self, outputs: dict[str, np.ndarray]) -> dict[str, float]:
+        labels, scores = outputs["label"], outputs["probability"]
+        result = {
+            "auc": auc(labels, scores),
+            "gauc": gauc(labels, scores, outputs["user"]),
+            "logloss": logloss(labels, scores),
+        }
+        overlap = outputs["gsu_esu_overlap"]
+        if not np.all(np.isnan(overlap)):
+            result["gsu_esu_overlap"] = float(np.nanmean(overlap))
+        return result
+
+    def on_train_step(self, model: nn.Module, step: int) -> None:
+        retriever = model.retriever
+        refresh = self.model_config.gsu_cache_refresh_steps
+        if isinstance(retriever, ConsistencyPreservedGSU) and retriever.use_cache and step % refresh == 0:
+            retriever.refresh_cache(model.features)
+
+    def bench(self):
+        from papers.twin.bench import run_benchmarks
+
+        return run_benchmarks(self.cfg, self.model_config)

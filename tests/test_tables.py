@@ -1,0 +1,262 @@
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from common.tables import (
+    TableError,
+    evaluate_claim,
+    load_records,
+    load_reported,
+    render_markdown,
+    render_paper_tables,
+    summarize,
+)
+
+REPORTED = {
+    "paper": "Toy (Doe et al., 2024), arXiv 0000.00000",
+    "rows": [
+        {
+            "table": "Table 1",
+            "row": "Ours-A",
+            "dataset": "Big logs",
+            "metrics": {"auc": 0.81, "gauc": 0.7},
+            "source": "arXiv 0000.00000v1, Table 1",
+            "experiment": "exp_a",
+        },
+        {
+            "table": "Table 1",
+            "row": "Base-B",
+            "dataset": "Big logs",
+            "metrics": {},
+            "source": "arXiv 0000.00000v1, Table 1",
+            "experiment": "exp_b",
+        },
+        {
+            "table": "Table 2",
+            "row": "Ablation",
+            "dataset": "Small logs",
+            "metrics": {"auc": 0.75},
+            "source": "arXiv 0000.00000v1, Table 2",
+            "experiment": "exp_missing",
+        },
+    ],
+    "claims": [
+        {"id": "c1", "text": "A beats B on GAUC", "check": "gauc(exp_a) > gauc(exp_b)"},
+        {"id": "c2", "text": "B matches A on AUC", "check": "auc(exp_b) >= auc(exp_a)"},
+        {"id": "c3", "text": "A beats the ablation", "check": "gauc(exp_a) > gauc(exp_missing)"},
+    ],
+}
+# exp_a: gauc 0.70/0.72/0.74 (mean 0.72, std 0.02), auc 0.80/0.81/0.82 (mean 0.81, std 0.01)
+# exp_b: gauc 0.68/0.70 (mean 0.69, std sqrt(2) * 0.01), auc 0.79/0.79 (mean 0.79, std 0)
+RUNS = {
+    "exp_a": [(0, 0.80, 0.70), (1, 0.81, 0.72), (2, 0.82, 0.74)],
+    "exp_b": [(0, 0.79, 0.68), (1, 0.79, 0.70)],
+}
+
+
+def _write_record(path: Path, **record: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record), encoding="utf-8")
+
+
+@pytest.fixture
+def package(tmp_path: Path) -> Path:
+    (tmp_path / "reported.yaml").write_text(yaml.safe_dump(REPORTED, sort_keys=False), encoding="utf-8")
+    for experiment, runs in RUNS.items():
+        for seed, auc, gauc in runs:
+            _write_record(
+                tmp_path / "results" / experiment / f"seed{seed}.json",
+                paper="toy",
+                experiment=experiment,
+                model="toy",
+                dataset="synthetic",
+                seed=seed,
+                metrics={"auc": auc, "gauc": gauc},
+            )
+    return tmp_path
+
+
+@pytest.fixture
+def summaries(package: Path) -> dict:
+    return summarize(load_records(package / "results"))
+
+
+def test_summarize_mean_and_sample_std(summaries: dict) -> None:
+    a, b = summaries["exp_a"], summaries["exp_b"]
+    assert (a.n, a.seeds, a.datasets) == (3, [0, 1, 2], ["synthetic"])
+    assert a.metrics["gauc"].mean == pytest.approx(0.72)
+    assert a.metrics["gauc"].std == pytest.approx(0.02)
+    assert a.metrics["auc"].std == pytest.approx(0.01)
+    assert b.metrics["gauc"].mean == pytest.approx(0.69)
+    assert b.metrics["gauc"].std == pytest.approx(math.sqrt(2) * 0.01)
+    assert b.metrics["auc"].std == pytest.approx(0.0)
+
+
+def test_single_run_has_zero_std(package: Path) -> None:
+    records = [r for r in load_records(package / "results") if r["seed"] == 0]
+    summary = summarize(records)["exp_a"]
+    assert (summary.n, summary.metrics["auc"].mean, summary.metrics["auc"].std) == (1, 0.80, 0.0)
+
+
+def test_claim_verdicts(summaries: dict) -> None:
+    holds = evaluate_claim("gauc(exp_a) > gauc(exp_b)", summaries)
+    assert holds.verdict == "holds"
+    assert holds.values == {"gauc(exp_a)": pytest.approx(0.72), "gauc(exp_b)": pytest.approx(0.69)}
+    assert evaluate_claim("auc(exp_b) >= auc(exp_a)", summaries).verdict == "does not hold"
+    not_run = evaluate_claim("gauc(exp_a) > gauc(exp_missing)", summaries)
+    assert (not_run.verdict, not_run.missing) == ("not run", ["gauc(exp_missing)"])
+    assert not_run.values == {"gauc(exp_a)": pytest.approx(0.72)}
+    no_metric = evaluate_claim("logloss(exp_a) < 1", summaries)
+    assert (no_metric.verdict, no_metric.missing) == ("not run", ["logloss(exp_a)"])
+
+
+@pytest.mark.parametrize(
+    ("check", "verdict"),
+    [
+        ("0.5 < gauc(exp_b) < max(gauc(exp_a), auc(exp_b)) - 0.01", "holds"),
+        ("gauc(exp_a) < gauc(exp_b) < 1", "does not hold"),
+        (
+            "abs(gauc(exp_b) - gauc(exp_a)) / 2 < 0.02 and min(auc(exp_a), -auc(exp_b) * -1) == auc(exp_b)",
+            "holds",
+        ),
+        ("not gauc(exp_a) > 0.5 or 1 + 1 != 2", "does not hold"),
+    ],
+)
+def test_claim_expressions(summaries: dict, check: str, verdict: str) -> None:
+    assert evaluate_claim(check, summaries).verdict == verdict
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        "__import__('os')",
+        "__import__('os').system('true') > 0",
+        "gauc(exp_a).real > 0",
+        "(lambda: 1)() > 0",
+        "gauc('exp_a') > 0.5",
+        "gauc(exp=exp_a) > 0.5",
+        "gauc(exp_a, exp_b) > 0.5",
+        "gauc(exp_a) ** 2 > 0.5",
+        "[gauc(exp_a)][0] > 0.5",
+        "max(gauc(exp_a)) > 0.5",
+        "gauc(exp_a)",
+        "gauc(exp_a) > 0.5 +",
+    ],
+)
+def test_forbidden_checks_raise(summaries: dict, check: str) -> None:
+    with pytest.raises(TableError) as error:
+        evaluate_claim(check, summaries)
+    assert repr(check) in str(error.value)
+
+
+def test_division_by_zero_is_a_table_error(summaries: dict) -> None:
+    with pytest.raises(TableError, match="divides by zero"):
+        evaluate_claim("gauc(exp_a) / (auc(exp_b) - auc(exp_b)) > 1", summaries)
+
+
+def test_load_reported(package: Path) -> None:
+    reported = load_reported(package / "reported.yaml")
+    assert reported.paper == REPORTED["paper"]
+    assert [row.experiment for row in reported.rows] == ["exp_a", "exp_b", "exp_missing"]
+    assert reported.rows[0].metrics == {"auc": 0.81, "gauc": 0.7}
+    assert [claim.id for claim in reported.claims] == ["c1", "c2", "c3"]
+
+
+def _reported_with(tmp_path: Path, row_change: dict, claim_change: dict | None = None) -> Path:
+    data = json.loads(json.dumps(REPORTED))
+    data["rows"][0].update(row_change)
+    data["rows"][0] = {key: value for key, value in data["rows"][0].items() if value is not None}
+    data["claims"][0].update(claim_change or {})
+    path = tmp_path / "bad" / "reported.yaml"
+    path.parent.mkdir()
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("row_change", "claim_change", "expected"),
+    [
+        ({"source": None}, None, "lacks keys ['source']"),
+        ({"source": ""}, None, "source=''"),
+        ({"metrics": {"auc": "0.81"}}, None, "'0.81'"),
+        ({"sourse": "typo"}, None, "sourse"),
+        ({}, {"check": "open('x').read() > 0"}, "open('x').read() > 0"),
+        ({}, {"check": "gauc(exp_a) >"}, "gauc(exp_a) >"),
+    ],
+)
+def test_bad_reported_names_file(tmp_path: Path, row_change: dict, claim_change: dict, expected: str) -> None:
+    path = _reported_with(tmp_path, row_change, claim_change)
+    with pytest.raises(TableError) as error:
+        load_reported(path)
+    assert str(path) in str(error.value)
+    assert expected in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ('{"experiment": "exp_a", "seed": 0,', "not a readable JSON"),
+        ('{"seed": 0, "dataset": "d", "metrics": {}}', "'experiment' is missing"),
+        ('{"experiment": "exp_a", "seed": 0, "dataset": "d"}', "'metrics' is missing"),
+        ('{"experiment": "exp_a", "seed": "0", "dataset": "d", "metrics": {}}', "'seed'"),
+        ('{"experiment": "exp_a", "seed": 0, "dataset": "d", "metrics": {"auc": "high"}}', "'metrics'"),
+    ],
+)
+def test_bad_record_names_file(package: Path, content: str, expected: str) -> None:
+    bad = package / "results" / "exp_a" / "zz_bad.json"
+    bad.write_text(content, encoding="utf-8")
+    with pytest.raises(TableError) as error:
+        load_records(package / "results")
+    assert str(bad) in str(error.value)
+    assert expected in str(error.value)
+
+
+def test_duplicate_seed_is_rejected(package: Path) -> None:
+    copy = package / "results" / "exp_a" / "again" / "seed0.json"
+    copy.parent.mkdir()
+    copy.write_text((package / "results" / "exp_a" / "seed0.json").read_text(), encoding="utf-8")
+    with pytest.raises(TableError, match="repeats experiment 'exp_a'"):
+        load_records(package / "results")
+
+
+def test_records_sorted_and_absent_dir_is_empty(package: Path) -> None:
+    records = load_records(package / "results")
+    assert [(r["experiment"], r["seed"]) for r in records] == [
+        ("exp_a", 0),
+        ("exp_a", 1),
+        ("exp_a", 2),
+        ("exp_b", 0),
+        ("exp_b", 1),
+    ]
+    assert load_records(package / "no_results") == []
+
+
+def test_render_markdown(package: Path, summaries: dict) -> None:
+    reported = load_reported(package / "reported.yaml")
+    text = render_markdown("toy", reported, summaries)
+    lines = text.splitlines()
+    assert lines[0] == (
+        "<!-- generated by `python run.py paper=toy mode=table mode.write=true`; do not edit by hand -->"
+    )
+    assert f"# Reproduced results: {REPORTED['paper']}" in lines
+    assert lines.index("## Table 1") < lines.index("## Table 2") < lines.index("## Claims")
+    assert (
+        "| Ours-A | `exp_a` | Big logs | auc 0.8100 · gauc 0.7000 "
+        "| auc 0.8100 ± 0.0100 · gauc 0.7200 ± 0.0200 (n=3) | synthetic |"
+    ) in lines
+    assert (
+        "| Base-B | `exp_b` | Big logs | — | auc 0.7900 ± 0.0000 · gauc 0.6900 ± 0.0141 (n=2) | synthetic |"
+    ) in lines
+    assert "| Ablation | `exp_missing` | Small logs | auc 0.7500 | not run | — |" in lines
+    assert (
+        "| c1: A beats B on GAUC | `gauc(exp_a) > gauc(exp_b)` "
+        "| gauc(exp_a) = 0.7200<br>gauc(exp_b) = 0.6900 | **holds** |"
+    ) in lines
+    assert "**does not hold**" in text
+    assert "gauc(exp_missing) = not run | **not run** |" in text
+    assert lines[-4:] == ["## Sources", "", "- arXiv 0000.00000v1, Table 1", "- arXiv 0000.00000v1, Table 2"]
+    assert text == render_markdown("toy", load_reported(package / "reported.yaml"), summaries)
+    assert render_paper_tables("toy", package) == text
