@@ -14,7 +14,7 @@ import torch
 
 @dataclass
 class BenchFigure:
-    """One figure of `mode=bench`: `ratio` is baseline / measured for times, measured / baseline for rates."""
+    """One figure of `mode=bench` beside its baseline; `ratio_meaning` says how to read `ratio`."""
 
     name: str
     value: float
@@ -22,6 +22,7 @@ class BenchFigure:
     baseline_name: str
     baseline_value: float
     ratio: float
+    ratio_meaning: str
     note: str = ""
 
 
@@ -41,12 +42,28 @@ def median_seconds(function: Callable[[], object], repeats: int = 20, warmup: in
     return statistics.median(timings)
 
 
-def latency_figure(
+def speedup_figure(
     name: str, seconds: float, baseline_name: str, baseline_seconds: float, note: str = ""
 ) -> BenchFigure:
-    """A latency in milliseconds; the ratio says how many times slower than the baseline it is."""
+    """A latency in milliseconds and how many times faster than the baseline it is."""
+    speedup = baseline_seconds / seconds
+    return BenchFigure(name, seconds * 1e3, "ms", baseline_name, baseline_seconds * 1e3, speedup, "speedup", note)
+
+
+def multiple_figure(
+    name: str, seconds: float, baseline_name: str, baseline_seconds: float, note: str = ""
+) -> BenchFigure:
+    """A latency in milliseconds as a multiple of the baseline's (e.g. of a floor no code can beat)."""
+    multiple = seconds / baseline_seconds
     return BenchFigure(
-        name, seconds * 1e3, "ms", baseline_name, baseline_seconds * 1e3, seconds / baseline_seconds, note
+        name, seconds * 1e3, "ms", baseline_name, baseline_seconds * 1e3, multiple, "× baseline time", note
+    )
+
+
+def throughput_figure(name: str, rate: float, baseline_name: str, baseline_rate: float, note: str = "") -> BenchFigure:
+    """A rate in samples per second and its multiple of the baseline's rate."""
+    return BenchFigure(
+        name, rate, "samples/s", baseline_name, baseline_rate, rate / baseline_rate, "× baseline rate", note
     )
 
 
@@ -54,7 +71,7 @@ def format_figures(figures: list[BenchFigure]) -> str:
     header = "| figure | value | baseline | baseline value | ratio | note |\n|---|---:|---|---:|---:|---|\n"
     rows = [
         f"| {f.name} | {f.value:.4g} {f.unit} | {f.baseline_name} | {f.baseline_value:.4g} {f.unit} | "
-        f"{f.ratio:.3g}× | {f.note} |"
+        f"{f.ratio:.3g} ({f.ratio_meaning}) | {f.note} |"
         for f in figures
     ]
     return header + "\n".join(rows)

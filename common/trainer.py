@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from common.checkpoint import load_checkpoint, save_atomic
 from common.config import require_choice
-from common.errors import ConfigError
+from common.errors import ConfigError, DatasetError
 from common.logging import RunLogger
 from common.seeding import restore_rng_state, rng_state
 from common.task import BatchSource, PaperTask
@@ -223,7 +223,13 @@ class Trainer:
         local = {name: np.concatenate(values) for name, values in pieces.items()}
         gathered = self.context.all_gather_objects(local)
         outputs = {name: np.concatenate([part[name] for part in gathered if name in part]) for name in local}
-        return self.task.metrics(outputs)
+        try:
+            return self.task.metrics(outputs)
+        except ValueError as error:
+            raise DatasetError(
+                f"metrics on the {split} split ({len(source)} samples) cannot be computed: {error}. "
+                "Give the split more days or samples (see the data options in configs/data/)."
+            ) from None
 
     def _evaluate_and_track(self, wrapped: nn.Module, model: nn.Module, valid: BatchSource, state: TrainingState):
         metrics = self.evaluate(wrapped, valid, "valid")

@@ -37,3 +37,15 @@ def run_cli(cache_dir):
         )
 
     return run
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked gpu need CUDA; they are skipped where there is none."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -65,3 +65,82 @@ def test_corrupt_checkpoint_is_named(tmp_path):
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(DatasetError, match=str(path)):
         load_checkpoint(path)
+
+
+class ToyTask:
+    """A linear model on random data whose validation metric follows a scripted curve."""
+
+    model_name, dataset_name = "toy", "random"
+
+    def __init__(self, curve):
+        from common.distributed import DistributedContext
+
+        self.context = DistributedContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+        self.curve, self.evaluations = list(curve), 0
+
+    def build_model(self):
+        torch.manual_seed(0)
+        return nn.Linear(3, 1)
+
+    def parameter_groups(self, model):
+        return {"dense": list(model.parameters())}
+
+    def loss(self, model, batch):
+        return ((model(batch["x"]).squeeze(-1) - batch["y"]) ** 2).mean(), {}
+
+    def predict(self, model, batch):
+        return {"prediction": model(batch["x"]).squeeze(-1)}
+
+    def metrics(self, outputs):
+        value = self.curve[min(self.evaluations, len(self.curve) - 1)]
+        self.evaluations += 1
+        return {"score": value}
+
+    def on_train_step(self, model, step):
+        pass
+
+
+class RandomSource:
+    def __init__(self, size):
+        generator = torch.Generator().manual_seed(size)
+        self.x, self.y = torch.randn(size, 3, generator=generator), torch.randn(size, generator=generator)
+
+    def __len__(self):
+        return len(self.y)
+
+    def batch(self, indices):
+        return {"x": self.x[indices], "y": self.y[indices]}
+
+
+def test_early_stopping_stops_after_patience_and_restores_the_best_model(tmp_path):
+    from common.logging import NullLogger
+    from common.trainer import EarlyStoppingConfig, Trainer
+
+    curve = [0.5, 0.7, 0.6, 0.55, 0.9, 0.1]  # best at the 2nd evaluation; 2 evaluations without improvement
+    settings = TrainerConfig(
+        max_epochs=1,
+        batch_size=8,
+        eval_every=2,
+        checkpoint_every=100,
+        progress_bar=False,
+        early_stopping=EarlyStoppingConfig(metric="score", mode="max", patience=1),
+    )
+    task = ToyTask(curve)
+    trainer = Trainer(task, settings, seed=0, run_dir=tmp_path, logger=NullLogger(), resume=False)
+    result = trainer.fit(RandomSource(200), RandomSource(16), RandomSource(16))
+    assert result.state.stopped_early and result.state.step == 8
+    assert result.state.best_value == 0.7 and result.state.best_step == 4
+    best = torch.load(tmp_path / "checkpoints" / "best.pt", weights_only=False)["model"]
+    torch.testing.assert_close(result.model.state_dict()["weight"], best["weight"])
+    assert [entry["valid/score"] for entry in result.history if "valid/score" in entry] == curve[:4]
+
+
+def test_batch_size_must_split_across_processes(tmp_path):
+    from common.distributed import DistributedContext
+    from common.logging import NullLogger
+    from common.trainer import Trainer
+
+    task = ToyTask([0.0])
+    task.context = DistributedContext(rank=0, world_size=3, local_rank=0, device=torch.device("cpu"))
+    with pytest.raises(ConfigError, match="batch_size=8.*3"):
+        Trainer(task, TrainerConfig(batch_size=8), seed=0, run_dir=tmp_path, logger=NullLogger(), resume=False)

@@ -37,12 +37,16 @@ def test_gsu_scores_equal_eq6_computed_naively():
     assert torch.isneginf(scores[~mask]).all()
 
 
-def test_cached_and_uncached_gsu_scores_are_equal():
+def cached_gsu():
+    """A tiny TWIN whose GSU reads a freshly refreshed projection cache, a batch and its targets' K_h."""
     model = tiny_model(gsu_cache=True)
     batch = random_batch()
-    gsu = model.retriever
-    target = model.features.inherent(batch["target_item"])
-    gsu.refresh_cache(model.features)
+    model.retriever.refresh_cache(model.features)
+    return model, batch, model.retriever, model.features.inherent(batch["target_item"])
+
+
+def test_cached_and_uncached_gsu_scores_are_equal():
+    model, batch, gsu, target = cached_gsu()
     with torch.no_grad():
         cached = gsu.scores(model.features, batch, target)
         gsu.use_cache = False
@@ -51,11 +55,7 @@ def test_cached_and_uncached_gsu_scores_are_equal():
 
 
 def test_stale_cache_differs_until_refreshed():
-    model = tiny_model(gsu_cache=True)
-    batch = random_batch()
-    gsu = model.retriever
-    target = model.features.inherent(batch["target_item"])
-    gsu.refresh_cache(model.features)
+    model, batch, gsu, target = cached_gsu()
     with torch.no_grad():
         model.esu.scorer.key_projection.weight.mul_(2.0)
         stale = gsu.scores(model.features, batch, target)

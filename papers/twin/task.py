@@ -127,6 +127,6 @@ class TwinTask(PaperTask):
             retriever.refresh_cache(model.features)
 
     def bench(self):
-        from papers.twin.bench import run_benchmarks
+        from papers.twin.bench import TwinBenchConfig, run_benchmarks
 
-        return run_benchmarks(self.cfg, self.model_config)
+        return run_benchmarks(self, typed_config(TwinBenchConfig, self.cfg.get("bench"), "bench"))

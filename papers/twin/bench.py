@@ -1,0 +1,139 @@
+"""TWIN's benchmarks (mode=bench): CP-GSU latency with the cached projection against the naive projection
+and against the floor of one read of the cache, and training throughput of TWIN against DIN."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from common.bench import BenchFigure, median_seconds, multiple_figure, speedup_figure, throughput_figure
+from papers.twin.attention import union_of_heads_top_k
+from papers.twin.model import click_loss
+
+
+@dataclass
+class TwinBenchConfig:
+    lengths: list[int] = field(default_factory=lambda: [1_000, 10_000, 100_000])
+    repeats: int = 30
+    threads: int = 1  # GSU latency is measured on this many cores
+    train_steps: int = 8
+    items: int = 200_000  # vocabulary of the one-request latency benchmark
+
+
+class OneRequestGSU:
+    """One request's CP-GSU over L behaviors, three ways, with the same random parameters."""
+
+    def __init__(self, length: int, items: int, heads: int, key_dim: int, id_dim: int, feature_dim: int, cross_sizes):
+        generator = torch.Generator().manual_seed(0)
+        self.heads, self.key_dim = heads, key_dim
+        inherent_dim = 2 * id_dim + 2 * feature_dim
+        cross_dim = feature_dim * len(cross_sizes)
+        self.inherent_dim, self.full_dim = inherent_dim, inherent_dim + cross_dim
+        self.item_table = torch.randn(items, inherent_dim, generator=generator)  # K_h of every item
+        self.cross_tables = cross_tables = [torch.randn(size, feature_dim, generator=generator) for size in cross_sizes]
+        self.items = torch.randint(0, items, (length,), generator=generator)
+        self.cross = torch.stack([torch.randint(0, s, (length,), generator=generator) for s in cross_sizes], 1)
+        self.key_weight = torch.randn(inherent_dim, heads * key_dim, generator=generator) / inherent_dim**0.5
+        self.full_weight = torch.randn(self.full_dim, heads * key_dim, generator=generator) / self.full_dim**0.5
+        self.cross_weight = torch.randn(len(cross_sizes), feature_dim, generator=generator)  # w^c
+        self.beta = torch.randn(len(cross_sizes), heads, generator=generator)
+        self.query = torch.randn(heads, key_dim, generator=generator)
+        # the online cache: K_h W^h per item, read for this user's behaviors into a head-major block
+        projected = (self.item_table[self.items] @ self.key_weight).view(length, heads, key_dim)
+        self.cache = projected.permute(1, 0, 2).contiguous()  # [heads, L, d_k]
+        # K_{c,j} w^c_j beta_{j,h} for every value of every cross feature: [J][heads, values]
+        head_tables = [torch.outer(self.beta[j], table @ self.cross_weight[j]) for j, table in enumerate(cross_tables)]
+        # the cross features other than time-since (completion, tab, like, follow) are fixed once a behavior is
+        # logged, so their bias is cached per behavior beside K_h W^h; only time-since is looked up per request
+        self.static_bias = sum(head_tables[j].index_select(1, self.cross[:, j]) for j in range(1, len(cross_sizes)))
+        self.time_since_table = head_tables[0]  # [heads, values]
+        self.floor_scores = torch.randn(heads, length, generator=generator)
+
+    def cached(self) -> torch.Tensor:
+        """Eq. 6 from the cache: the cross-feature bias plus one GEMV per head, then the union top-k. The first
+        cross feature is time since the behavior, the one that changes with every request."""
+        bias = self.static_bias + self.time_since_table.index_select(1, self.cross[:, 0])  # (K_c W^c) beta_a
+        scores = torch.stack([torch.addmv(bias[h], self.cache[h], self.query[h]) for h in range(self.heads)])
+        return union_of_heads_top_k(scores.unsqueeze(0), 100)[0][0]
+
+    def naive(self) -> torch.Tensor:
+        """Project the full features of all L behaviors for this request, then score and select."""
+        cross = torch.cat([table[self.cross[:, j]] for j, table in enumerate(self.cross_tables)], dim=1)
+        keys = (torch.cat([self.item_table[self.items], cross], dim=1) @ self.full_weight).view(
+            -1, self.heads, self.key_dim
+        )
+        scores = torch.einsum("lhd,hd->hl", keys, self.query)
+        return union_of_heads_top_k(scores.unsqueeze(0), 100)[0][0]
+
+    def floor(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The least any scorer must do: read the cache once (a plain sum) and take each head's top-k."""
+        return self.cache.sum(), self.floor_scores.topk(100, dim=-1).indices
+
+
+def gsu_latency_figures(settings: TwinBenchConfig, model_config, cross_sizes) -> list[BenchFigure]:
+    figures = []
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(settings.threads)
+    try:
+        for length in settings.lengths:
+            request = OneRequestGSU(
+                length,
+                settings.items,
+                model_config.num_heads,
+                model_config.key_dim,
+                model_config.id_embedding_dim,
+                model_config.feature_embedding_dim,
+                cross_sizes,
+            )
+            cached = median_seconds(request.cached, settings.repeats)
+            naive = median_seconds(request.naive, settings.repeats)
+            floor = median_seconds(request.floor, settings.repeats)
+            note = f"H={request.inherent_dim}, H+C={request.full_dim}, {settings.threads} thread(s)"
+            name = f"CP-GSU cached, L={length}"
+            figures.append(speedup_figure(name, cached, "naive full projection", naive, note))
+            figures.append(multiple_figure(name, cached, "floor: read cache + top-k", floor, note))
+    finally:
+        torch.set_num_threads(previous_threads)
+    return figures
+
+
+def training_samples_per_second(task, model_name: str, length: int, steps: int, batch_size: int) -> float:
+    """Samples/s of full training steps (batch building, forward, backward, update) on the task's data."""
+    from papers.twin.data import LifelongSplit
+
+    task.model_config.name, task.model_config.gsu_length = model_name, length
+    model = task.build_model()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    split = LifelongSplit(task.data, np.arange(len(task.data.samples)), max(length, task.model_config.short_length))
+    rng = np.random.default_rng(0)
+
+    def step():
+        batch = split.batch(rng.choice(len(split), batch_size, replace=False))
+        logits, auxiliary = model(batch)
+        loss, _ = click_loss(logits, auxiliary, batch["label"], 1.0)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def run_benchmarks(task, settings: TwinBenchConfig) -> list[BenchFigure]:
+    task.prepare_data()
+    task.load_data()
+    config = task.model_config
+    figures = gsu_latency_figures(settings, config, task.data.vocabulary.cross)
+    batch_size = min(task.cfg.trainer.batch_size, len(task.data.samples))
+    twin_length = config.gsu_length
+    twin = training_samples_per_second(task, "twin", twin_length, settings.train_steps, batch_size)
+    din = training_samples_per_second(task, "din", 100, settings.train_steps, batch_size)
+    note = f"batch {batch_size}, {torch.get_num_threads()} threads, data {task.dataset_name}"
+    figures.append(throughput_figure(f"TWIN training, L={twin_length}", twin, "DIN training, L=100", din, note))
+    return figures

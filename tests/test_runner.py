@@ -1,0 +1,193 @@
+"""`python run.py` as a user runs it: smoke runs, tables, benchmarks, bad input, DDP, resume, wandb."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from common.tables import render_paper_tables
+from tests.conftest import FIXTURES, ROOT
+
+pytestmark = pytest.mark.slow
+SMOKE = ("paper=twin", "debug=smoke", "logger=none", "trainer.device=cpu")
+
+
+def read_record(run_dir: Path) -> dict:
+    return json.loads((run_dir / "results.json").read_text())
+
+
+def test_smoke_run_writes_the_run_record_and_prints_the_paper_numbers(run_cli, tmp_path):
+    completed = run_cli(*SMOKE, f"hydra.run.dir={tmp_path}")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    record = read_record(tmp_path)
+    assert record["paper"] == "twin" and record["experiment"] == "main" and record["model"] == "twin"
+    assert record["dataset"] == "synthetic_lifelong" and record["seed"] == 0 and record["device"] == "cpu"
+    assert set(record["metrics"]) == {"auc", "gauc", "logloss", "gsu_esu_overlap"}
+    assert all(isinstance(value, float) for value in record["metrics"].values())
+    assert {"torch", "python"} <= set(record["versions"]) and record["config"]["model"]["name"] == "twin"
+    assert "Table 4" in completed.stdout and "0.7336" in completed.stdout  # TWIN's GAUC in Table 4
+    assert (tmp_path / "training_curves.png").stat().st_size > 0
+    assert "train twin" in completed.stderr  # the progress bar
+
+
+def test_experiment_selects_the_papers_experiment_config(run_cli, tmp_path):
+    completed = run_cli(*SMOKE, "experiment=table4_sim_hard", f"hydra.run.dir={tmp_path}")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    record = read_record(tmp_path)
+    assert record["experiment"] == "table4_sim_hard" and record["model"] == "sim_hard"
+
+
+def test_mode_table_renders_the_committed_results():
+    markdown = render_paper_tables("twin", ROOT / "papers" / "twin")
+    assert "Table 4" in markdown and "0.7962" in markdown
+
+
+def test_results_md_is_in_sync_with_the_committed_records():
+    expected = render_paper_tables("twin", ROOT / "papers" / "twin")
+    assert (ROOT / "papers" / "twin" / "RESULTS.md").read_text() == expected, (
+        "papers/twin/RESULTS.md is stale: run `python run.py paper=twin mode=table mode.write=true`"
+    )
+
+
+def test_mode_table_through_the_cli(run_cli, tmp_path):
+    completed = run_cli("paper=twin", "mode=table", f"hydra.run.dir={tmp_path}")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "## Claims" in completed.stdout and "Table 4" in completed.stdout
+
+
+def test_mode_bench_prints_figures_with_baselines_and_ratios(run_cli, tmp_path):
+    completed = run_cli(*SMOKE, "mode=bench", f"hydra.run.dir={tmp_path}")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    figures = json.loads((tmp_path / "bench.json").read_text())
+    names = [figure["baseline_name"] for figure in figures]
+    assert "naive full projection" in names and "floor: read cache + top-k" in names
+    assert any(figure["baseline_name"].startswith("DIN") for figure in figures)
+    assert all(figure["ratio"] > 0 and figure["value"] > 0 for figure in figures)
+    assert "speedup" in completed.stdout
+
+
+def test_unknown_paper_key_is_named_with_the_choices(run_cli):
+    completed = run_cli("paper=twni")
+    assert completed.returncode != 0
+    assert "paper/twni" in completed.stderr and "twin" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+def test_missing_dataset_names_the_data_card(run_cli, tmp_path):
+    completed = run_cli(*SMOKE, "data=kuairand", f"data.root={tmp_path / 'absent'}", f"hydra.run.dir={tmp_path}")
+    assert completed.returncode == 2
+    assert "data_cards/kuairand.md" in completed.stderr and "absent" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+def test_wrong_typed_config_value_is_named(run_cli, tmp_path):
+    completed = run_cli(*SMOKE, "trainer.batch_size=many", f"hydra.run.dir={tmp_path}")
+    assert completed.returncode == 2
+    assert "trainer.batch_size" in completed.stderr and "many" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+def test_value_outside_the_allowed_choices_is_named(run_cli, tmp_path):
+    completed = run_cli(*SMOKE, "model.name=twinn", f"hydra.run.dir={tmp_path}")
+    assert completed.returncode == 2
+    assert "model.name='twinn'" in completed.stderr and "sim_soft" in completed.stderr
+
+
+def test_corrupt_data_file_is_named(run_cli, tmp_path):
+    shutil.copytree(FIXTURES / "kuairand_1k", tmp_path / "kuairand")
+    broken = tmp_path / "kuairand" / "log_standard_4_08_to_4_21_1k.csv"
+    broken.write_text("user_id,video_id\n1,2,3,4\n")
+    root = tmp_path / "kuairand"
+    completed = run_cli(*SMOKE, "data=kuairand", f"data.root={root}", f"hydra.run.dir={tmp_path}")
+    assert completed.returncode == 2
+    assert str(broken) in completed.stderr and "Traceback" not in completed.stderr
+
+
+def test_real_kuairand_layout_trains_end_to_end(run_cli, tmp_path):
+    completed = run_cli(
+        *SMOKE,
+        "data=kuairand",
+        f"data.root={FIXTURES / 'kuairand_1k'}",
+        "data.valid_days=2",
+        "data.test_days=5",
+        "trainer.batch_size=4",
+        "trainer.eval_batch_size=8",
+        "model.gsu_length=64",
+        "model.esu_length=8",
+        "model.short_length=4",
+        f"hydra.run.dir={tmp_path}",
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert read_record(tmp_path)["dataset"] == "kuairand"
+
+
+def final_parameters(run_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)["model"]
+
+
+def test_two_process_ddp_matches_one_process_on_the_same_global_batch(run_cli, tmp_path):
+    steps = ("trainer.max_steps=4", "trainer.eval_every=0", "trainer.checkpoint_every=4")
+    single = run_cli(*SMOKE, *steps, f"hydra.run.dir={tmp_path / 'single'}")
+    assert single.returncode == 0, single.stderr[-3000:]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "run.py"]
+    double = run_cli(*SMOKE, *steps, f"hydra.run.dir={tmp_path / 'ddp'}", command=torchrun)
+    assert double.returncode == 0, double.stderr[-3000:]
+    one, two = final_parameters(tmp_path / "single"), final_parameters(tmp_path / "ddp")
+    assert one.keys() == two.keys()
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], rtol=1e-3, atol=1e-4, msg=name)  # float sums differ
+    metrics_one, metrics_two = read_record(tmp_path / "single")["metrics"], read_record(tmp_path / "ddp")["metrics"]
+    for name, value in metrics_one.items():  # evaluation gathered from both ranks covers every test sample
+        assert metrics_two[name] == pytest.approx(value, abs=2e-3), name
+
+
+def test_killed_run_resumes_to_the_same_final_metrics(run_cli, tmp_path, cache_dir):
+    steps = ("trainer.max_steps=40", "trainer.eval_every=10", "trainer.checkpoint_every=4")
+    reference = run_cli(*SMOKE, *steps, f"hydra.run.dir={tmp_path / 'reference'}")
+    assert reference.returncode == 0, reference.stderr[-3000:]
+
+    run_dir = tmp_path / "killed"
+    environment = {**os.environ, "REPROZOO_CACHE_DIR": str(cache_dir), "WANDB_MODE": "disabled"}
+    process = subprocess.Popen(
+        [sys.executable, "run.py", *SMOKE, *steps, f"hydra.run.dir={run_dir}"],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    checkpoint = run_dir / "checkpoints" / "last.pt"
+    deadline = time.monotonic() + 240
+    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (run_dir / "results.json").exists(), "the run finished before it could be killed"
+    killed_at = torch.load(checkpoint, weights_only=False)["state"]["step"]
+    assert 0 < killed_at < 40
+
+    resumed = run_cli(*SMOKE, *steps, f"hydra.run.dir={run_dir}", "resume=true")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resumed from {checkpoint} at step {killed_at}" in resumed.stderr + resumed.stdout
+    assert read_record(run_dir)["metrics"] == read_record(tmp_path / "reference")["metrics"]
+    assert final_parameters(run_dir).keys() == final_parameters(tmp_path / "reference").keys()
+    for name, value in final_parameters(tmp_path / "reference").items():
+        torch.testing.assert_close(final_parameters(run_dir)[name], value, msg=name)
+
+
+def test_wandb_offline_run_directory(run_cli, tmp_path):
+    completed = run_cli(
+        "paper=twin", "debug=smoke", "logger=wandb", f"hydra.run.dir={tmp_path}", env={"WANDB_MODE": "offline"}
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    assert list(runs[0].glob("*.wandb")), "the offline run holds no .wandb log to sync"
