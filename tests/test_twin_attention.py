@@ -176,3 +176,23 @@ def test_esu_gradient_reaches_the_shared_scorer_but_not_through_the_selection():
     logits.sum().backward()
     assert model.esu.scorer.key_projection.weight.grad.abs().sum() > 0
     assert model.esu.scorer.cross_head_weight.grad.abs().sum() > 0
+
+
+def test_overlap_is_one_for_fresh_twin_and_lower_for_a_stale_cache_or_another_retriever():
+    batch = random_batch(short_histories=False)
+    fresh = tiny_model().eval()
+    torch.nn.init.normal_(fresh.esu.scorer.cross_head_weight)
+    assert fresh.gsu_esu_overlap(batch, fresh.score(batch)[2]).eq(1).all()
+
+    cached = tiny_model(gsu_cache=True).eval()
+    cached.retriever.refresh_cache(cached.features)
+    with torch.no_grad():
+        cached.esu.scorer.key_projection.weight.add_(0.5 * torch.randn_like(cached.esu.scorer.key_projection.weight))
+    stale = cached.gsu_esu_overlap(batch, cached.score(batch)[2])
+    assert (stale < 1).all() and (stale > 0).all()
+
+    sim_hard = tiny_model(name="sim_hard").eval()
+    overlap = sim_hard.gsu_esu_overlap(batch, sim_hard.score(batch)[2])
+    assert (overlap < 0.5).all()
+    din = tiny_model(name="din").eval()
+    assert din.gsu_esu_overlap(batch, din.score(batch)[2]).isnan().all()

@@ -16,7 +16,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from common.config import require_choice
-from papers.twin.attention import MultiHeadTargetAttention, TargetAttentionScorer, masked_softmax, scores_by_item
+from papers.twin.attention import (
+    MultiHeadTargetAttention,
+    TargetAttentionScorer,
+    scores_by_item,
+    union_of_heads_top_k,
+)
 from papers.twin.data import Vocabulary
 from papers.twin.features import BehaviorFeatures
 from papers.twin.retrieval import (
@@ -158,9 +163,10 @@ class LifelongCTRModel(nn.Module):
 
     @torch.no_grad()
     def gsu_esu_overlap(self, batch: dict, selection: Selection | None) -> torch.Tensor:
-        """Fig. 4's consistency: of the behaviors the ESU would weigh most if it read all L (top-k by its
-        head-averaged attention), the fraction the GSU retrieved. [B]; NaN without a search unit (Avg-Pooling,
-        and DIN, whose recency window is all it reads)."""
+        """Fig. 4's consistency: of the k behaviors the ESU itself would pick from all L (its fresh Eq. 6 scores,
+        the same union of the heads' rankings), the fraction the GSU retrieved. [B]. TWIN's GSU scores with the
+        ESU's parameters, so only a stale projection cache lowers it below 1. NaN without a search unit
+        (Avg-Pooling, and DIN, whose recency window is all it reads)."""
         mask = batch["history_mask"]
         if selection is None or not self.retriever.searches:
             return torch.full((mask.shape[0],), float("nan"), device=mask.device)
@@ -170,12 +176,19 @@ class LifelongCTRModel(nn.Module):
             batch["history_item"], lambda items: scorer.project_keys(self.features.inherent(items)),
             scorer.project_query(target), self.features.item.num_embeddings,
         ) + scorer.cross_bias(self.features, batch["history_cross"])  # fmt: skip
-        attention = masked_softmax(alpha, mask.unsqueeze(1)).mean(1)
-        k = min(self.config.esu_length, mask.shape[1])
-        esu_top = attention.masked_fill(~mask, -1.0).topk(k, dim=-1).indices
-        esu_choice = torch.zeros_like(mask).scatter_(1, esu_top, True) & mask
-        retrieved = torch.zeros_like(mask).scatter_(1, selection.positions, selection.mask)
+        esu_top, picked = union_of_heads_top_k(
+            alpha.masked_fill(~mask.unsqueeze(1), float("-inf")), self.config.esu_length
+        )
+        esu_choice = positions_to_mask(esu_top, picked, mask.shape[1]) & mask
+        retrieved = positions_to_mask(selection.positions, selection.mask, mask.shape[1])
         return (esu_choice & retrieved).sum(1) / esu_choice.sum(1).clamp(min=1)
+
+
+def positions_to_mask(positions: torch.Tensor, valid: torch.Tensor, length: int) -> torch.Tensor:
+    """[B, length] mask of the valid positions; invalid ones (possibly repeats of valid ones) are ignored."""
+    spill = torch.where(valid, positions, length)
+    marks = torch.zeros(positions.shape[0], length + 1, dtype=torch.bool, device=positions.device)
+    return marks.scatter_(1, spill, True)[:, :length]
 
 
 def click_loss(
