@@ -11,3 +11,7 @@ class ConfigError(ReprozooError):
 
 class DatasetError(ReprozooError):
     """A dataset is missing or a data file is corrupt; the message names the file and the data card."""
+
+
+class TrainingError(ReprozooError):
+    """Training cannot go on (e.g. the loss diverged); the message says what to change."""

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from common.checkpoint import load_checkpoint, save_atomic
 from common.config import require_choice
-from common.errors import ConfigError, DatasetError
+from common.errors import ConfigError, DatasetError, TrainingError
 from common.logging import RunLogger
 from common.seeding import restore_rng_state, rng_state
 from common.task import BatchSource, PaperTask
@@ -194,7 +194,10 @@ class Trainer:
         with self.autocast():
             loss, logs = self.task.loss(model, batch)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"training loss became {loss.item()}; lower the learning rates or enable clipping")
+            raise TrainingError(
+                f"the training loss became {loss.item()}; lower the learning rates in trainer.optimizers or set "
+                "trainer.grad_clip."
+            )
         self.scaler.scale(loss).backward()
         if self.settings.grad_clip:
             for optimizer in optimizers.values():

@@ -1,9 +1,12 @@
-"""TWIN's target-attention score (§3.3, Eq. 5-7), shared by the CP-GSU and the ESU.
+"""TWIN's target-attention score (§3.3), shared by the CP-GSU and the ESU.
 
+    K_c W^c = [K_c,1 w^c_1, ..., K_c,J w^c_J]                                  (Eq. 5)
     alpha_a = (K_h W^h_a)(q W^q_a)^T / sqrt(d_k) + (K_c W^c) beta_a            (Eq. 6)
-    head_a  = Softmax(alpha_a)^T K W^v_a,   TWIN = Concat(head_1..head_n) W^o    (Eq. 7)
+    head_a  = Softmax(alpha_a)^T K W^v_a                                       (Eq. 7)
+    TWIN    = Concat(head_1, ..., head_4) W^o                                  (Eq. 8)
 
-K_c W^c is block diagonal: each cross feature j is projected by its own w^c_j in R^8 to one scalar, so
+Equation numbers count the display equations of arXiv 2302.02352v2 in order (its HTML does not print
+them). W^c is block diagonal: each cross feature j is projected by its own w^c_j in R^8 to one scalar, so
 the per-behavior bias is a sum of J looked-up scalars.
 """
 
@@ -41,7 +44,8 @@ class TargetAttentionScorer(nn.Module):
         return self.query_projection(query).unflatten(-1, (self.num_heads, self.key_dim)) / math.sqrt(self.key_dim)
 
     def cross_bias(self, features: BehaviorFeatures, cross: torch.Tensor) -> torch.Tensor:
-        """(K_c W^c) beta_a for each behavior: [B, heads, L]; zero without cross features."""
+        """(K_c W^c) beta_a (Eq. 5, second term of Eq. 6) for each behavior: [B, heads, L]; zero without cross
+        features."""
         if not self.use_cross:
             return torch.zeros((cross.shape[0], self.num_heads, cross.shape[1]), device=cross.device)
         scalars = torch.stack(
@@ -107,7 +111,7 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class MultiHeadTargetAttention(nn.Module):
-    """Target attention over selected behaviors (the ESU, Eq. 7; also the short-term branch)."""
+    """Target attention over selected behaviors (the ESU, Eq. 7-8; also the short-term branch)."""
 
     def __init__(self, features: BehaviorFeatures, scorer: TargetAttentionScorer, value_dim: int, output_dim: int):
         super().__init__()
@@ -132,4 +136,4 @@ class MultiHeadTargetAttention(nn.Module):
         keys = torch.cat([inherent, features.cross_embeddings(cross).flatten(-2)], dim=-1)  # K, unsplit
         values = self.value_projection(keys).unflatten(-1, (self.scorer.num_heads, self.value_dim))
         heads = torch.einsum("bhk,bkhd->bhd", weights, values)  # Softmax(alpha_a)^T K W^v_a
-        return self.output_projection(heads.flatten(1))  # Concat(head_1..head_n) W^o
+        return self.output_projection(heads.flatten(1))  # Concat(head_1..head_n) W^o, Eq. 8

@@ -1,4 +1,4 @@
-"""Embeddings of behavior features, split as TWIN §3.3 prescribes: K = [K_h, K_c].
+"""Embeddings of behavior features, split as TWIN §3.3.1 prescribes: K = [K_h, K_c] (Eq. 4).
 
 K_h holds the inherent item features (video id, author, tag, duration), which depend on the item only and
 can therefore be projected once per item and cached; K_c holds the user-item cross features (time since
