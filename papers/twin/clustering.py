@@ -1,0 +1,111 @@
+"""TWIN-V2's offline hierarchical clustering of a user's life-cycle behaviors (Si et al., CIKM 2024, Alg. 1).
+
+1. Split the behaviors into M groups by playing completion rate (play time / duration).
+2. In each group, k-means on the item embeddings with k growing with the group's size; every cluster with
+   more than gamma items is clustered again, recursively, until every cluster holds at most gamma items.
+3. Each final cluster becomes a virtual item: numeric features are the members' mean, categorical features
+   those of the member nearest the centroid, and the cluster's size n is kept (for alpha' = alpha + ln n).
+
+The paper's full text could not be read here; M, the k rule and gamma are config values (see the README).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class ClusteringConfig:
+    groups: int = 5  # M: groups of equal width in completion rate over [0, 1]; 1 and above share the last
+    k_exponent: float = 0.3  # k = max(2, floor(|group| ** k_exponent))
+    max_cluster_size: int = 20  # gamma
+    iterations: int = 20  # Lloyd iterations per k-means
+    seed: int = 0
+
+
+def completion_groups(completion: np.ndarray, groups: int) -> np.ndarray:
+    """Group index in [0, M) of each behavior by completion rate, equal-width bins over [0, 1]."""
+    return np.clip(np.floor(np.clip(completion, 0.0, 1.0) * groups), 0, groups - 1).astype(np.int64)
+
+
+def kmeans(vectors: np.ndarray, k: int, iterations: int, rng: np.random.Generator) -> np.ndarray:
+    """Lloyd's k-means with k-means++ seeding; returns a label in [0, k) per row."""
+    n = len(vectors)
+    squared = np.einsum("ij,ij->i", vectors, vectors)
+    centers = np.empty((k, vectors.shape[1]), dtype=vectors.dtype)
+    centers[0] = vectors[rng.integers(n)]
+    closest = squared - 2 * vectors @ centers[0] + centers[0] @ centers[0]
+    for index in range(1, k):
+        weights = np.maximum(closest, 0)
+        total = weights.sum()
+        pick = rng.choice(n, p=weights / total) if total > 0 else rng.integers(n)
+        centers[index] = vectors[pick]
+        closest = np.minimum(closest, squared - 2 * vectors @ centers[index] + centers[index] @ centers[index])
+    labels = np.zeros(n, dtype=np.int64)
+    for _ in range(iterations):
+        distances = squared[:, None] - 2 * vectors @ centers.T + np.einsum("ij,ij->i", centers, centers)[None, :]
+        new_labels = distances.argmin(1)
+        if np.array_equal(new_labels, labels) and _ > 0:
+            break
+        labels = new_labels
+        counts = np.bincount(labels, minlength=k)
+        sums = np.zeros_like(centers)
+        np.add.at(sums, labels, vectors)
+        occupied = counts > 0
+        centers[occupied] = sums[occupied] / counts[occupied, None]
+    return labels
+
+
+def hierarchical_clusters(vectors: np.ndarray, config: ClusteringConfig, rng: np.random.Generator) -> list[np.ndarray]:
+    """Row indices of each final cluster of `vectors` (one completion group): recursive k-means until every
+    cluster holds at most gamma rows."""
+    final, pending = [], [np.arange(len(vectors))]
+    while pending:
+        members = pending.pop()
+        if len(members) <= config.max_cluster_size:
+            final.append(members)
+            continue
+        k = min(len(members), max(2, int(len(members) ** config.k_exponent)))
+        labels = kmeans(vectors[members], k, config.iterations, rng)
+        if labels.max() == labels.min():  # identical vectors: split evenly so that recursion ends
+            labels = np.arange(len(members)) % k
+        pending.extend(members[labels == label] for label in np.unique(labels))
+    return final
+
+
+@dataclass
+class VirtualItems:
+    """A user's clusters as items: `representative` indexes the member nearest each centroid (its categorical
+    features stand for the cluster), `means` holds the members' mean of each numeric feature, `size` is n."""
+
+    representative: np.ndarray  # [clusters] index into the user's behaviors
+    means: dict[str, np.ndarray]  # feature -> [clusters]
+    size: np.ndarray  # [clusters]
+    labels: np.ndarray  # [behaviors] cluster of each behavior
+
+
+def cluster_behaviors(
+    embeddings: np.ndarray, completion: np.ndarray, numeric: dict[str, np.ndarray], config: ClusteringConfig, key: int
+) -> VirtualItems:
+    """Alg. 1 for one user: completion groups, hierarchical k-means in each, then virtual items. `key` (e.g. the
+    user id) seeds the user's k-means, so the result is the same whichever worker runs it."""
+    rng = np.random.default_rng([config.seed, key])
+    groups = completion_groups(completion, config.groups)
+    labels = np.empty(len(embeddings), dtype=np.int64)
+    count = 0
+    for group in range(config.groups):
+        members = np.flatnonzero(groups == group)
+        for cluster in hierarchical_clusters(embeddings[members], config, rng):
+            labels[members[cluster]] = count
+            count += 1
+    size = np.bincount(labels, minlength=count)
+    centroids = np.zeros((count, embeddings.shape[1]))
+    np.add.at(centroids, labels, embeddings)
+    centroids /= size[:, None]
+    distance = np.einsum("ij,ij->i", embeddings - centroids[labels], embeddings - centroids[labels])
+    order = np.lexsort((distance, labels))  # by cluster, nearest first
+    first = np.searchsorted(labels[order], np.arange(count))
+    means = {name: np.bincount(labels, weights=values, minlength=count) / size for name, values in numeric.items()}
+    return VirtualItems(representative=order[first], means=means, size=size, labels=labels)
