@@ -22,11 +22,21 @@ from papers.twin.features import BehaviorFeatures
 
 
 class TargetAttentionScorer(nn.Module):
-    """The relevance alpha of Eq. 6 for every head; `use_cross=False` drops the cross-feature bias."""
+    """The relevance alpha of Eq. 6 for every head; `use_cross=False` drops the cross-feature bias, and
+    `use_cluster_size=True` scores TWIN-V2's virtual items with alpha' = alpha + ln n (cluster-aware attention)."""
 
-    def __init__(self, features: BehaviorFeatures, query_dim: int, num_heads: int, key_dim: int, use_cross: bool):
+    def __init__(
+        self,
+        features: BehaviorFeatures,
+        query_dim: int,
+        num_heads: int,
+        key_dim: int,
+        use_cross: bool,
+        use_cluster_size: bool = False,
+    ):
         super().__init__()
-        self.num_heads, self.key_dim, self.use_cross = num_heads, key_dim, use_cross
+        self.num_heads, self.key_dim = num_heads, key_dim
+        self.use_cross, self.use_cluster_size = use_cross, use_cluster_size
         self.key_projection = nn.Linear(features.inherent_dim, num_heads * key_dim, bias=False)  # W^h
         self.query_projection = nn.Linear(query_dim, num_heads * key_dim, bias=False)  # W^q
         if use_cross:
@@ -56,6 +66,19 @@ class TargetAttentionScorer(nn.Module):
             dim=-1,
         )
         return torch.einsum("blj,jh->bhl", scalars, self.cross_head_weight)
+
+    def behavior_bias(
+        self, features: BehaviorFeatures, cross: torch.Tensor, sizes: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Every per-behavior term added to the first term of Eq. 6: (K_c W^c) beta_a and, for virtual items,
+        ln n of the cluster's size (TWIN-V2: alpha' = alpha + ln n, i.e. each cluster weighted by n exp(alpha)).
+        [B, heads, L]."""
+        bias = self.cross_bias(features, cross)
+        if not self.use_cluster_size:
+            return bias
+        if sizes is None:
+            raise ValueError("cluster-aware attention needs the virtual items' sizes (batch['history_size'])")
+        return bias + sizes.clamp(min=1).log().unsqueeze(1)
 
     def dense_scores(self, inherent: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
         """The first term of Eq. 6 for [B, k, H] keys: [B, heads, k]."""
@@ -129,9 +152,10 @@ class MultiHeadTargetAttention(nn.Module):
         cross: torch.Tensor,
         mask: torch.Tensor,
         query: torch.Tensor,
+        sizes: torch.Tensor | None = None,
     ) -> torch.Tensor:
         inherent = features.inherent(items)
-        alpha = self.scorer.dense_scores(inherent, query) + self.scorer.cross_bias(features, cross)  # Eq. 6
+        alpha = self.scorer.dense_scores(inherent, query) + self.scorer.behavior_bias(features, cross, sizes)  # Eq. 6
         weights = masked_softmax(alpha, mask.unsqueeze(1))
         keys = torch.cat([inherent, features.cross_embeddings(cross).flatten(-2)], dim=-1)  # K, unsplit
         values = self.value_projection(keys).unflatten(-1, (self.scorer.num_heads, self.value_dim))

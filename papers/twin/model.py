@@ -59,6 +59,7 @@ class TwinModelConfig:
     hash_bits: int = 16  # ETA: bits of the SimHash signature; SDIM: bits in all hash functions together
     sdim_hashes: int = 4  # SDIM: hash functions (hash_bits / sdim_hashes bits each)
     aux_loss_weight: float = 1.0  # SIM Soft and separate-parameter GSU: auxiliary retrieval task
+    cluster_size_bias: bool = False  # TWIN-V2: alpha' = alpha + ln n over virtual items, in GSU and ESU
 
 
 class LifelongCTRModel(nn.Module):
@@ -74,16 +75,18 @@ class LifelongCTRModel(nn.Module):
         self.hour = nn.Embedding(vocabulary.hours, small)
         inherent = self.features.inherent_dim
 
-        def attention(scorer_uses_cross: bool) -> MultiHeadTargetAttention:
-            scorer = TargetAttentionScorer(self.features, inherent, config.num_heads, config.key_dim, scorer_uses_cross)
+        def attention(cluster_size_bias: bool) -> MultiHeadTargetAttention:
+            scorer = TargetAttentionScorer(
+                self.features, inherent, config.num_heads, config.key_dim, config.cross_features, cluster_size_bias
+            )
             return MultiHeadTargetAttention(self.features, scorer, config.value_dim, config.output_dim)
 
-        self.short_term = attention(config.cross_features)
+        self.short_term = attention(cluster_size_bias=False)  # raw recent behaviors, never clusters
         self.retriever: Retriever | None = None
         if config.name == "avg_pooling":
             self.pooled_projection = nn.Linear(inherent + self.features.cross_dim, config.output_dim)
         else:
-            self.esu = attention(config.cross_features)
+            self.esu = attention(config.cluster_size_bias)
             self.retriever = self._build_retriever(config, vocabulary)
         top_input = 2 * config.output_dim + inherent + 2 * small + dim + small * len(vocabulary.user_features)
         layers, width = [], top_input
@@ -96,7 +99,12 @@ class LifelongCTRModel(nn.Module):
         k, inherent = config.esu_length, self.features.inherent_dim
         if config.name == "twin" and config.separate_gsu_params:
             scorer = TargetAttentionScorer(
-                self.features, inherent, config.num_heads, config.key_dim, config.cross_features
+                self.features,
+                inherent,
+                config.num_heads,
+                config.key_dim,
+                config.cross_features,
+                config.cluster_size_bias,
             )
             return SeparateParameterGSU(k, scorer, vocabulary.items, self.features)
         if config.name == "twin":
@@ -124,8 +132,9 @@ class LifelongCTRModel(nn.Module):
         items = batch["history_item"].gather(1, selection.positions)
         cross_index = selection.positions.unsqueeze(-1).expand(-1, -1, batch["history_cross"].shape[-1])
         cross = batch["history_cross"].gather(1, cross_index)
+        sizes = batch["history_size"].gather(1, selection.positions) if "history_size" in batch else None
         query = self.esu.scorer.project_query(target)
-        interest = self.esu(self.features, items, cross, selection.mask, query)
+        interest = self.esu(self.features, items, cross, selection.mask, query, sizes)
         auxiliary = self.retriever.auxiliary_loss(self.features, batch, target) if self.training else None
         return interest, auxiliary, selection
 
@@ -175,7 +184,7 @@ class LifelongCTRModel(nn.Module):
         alpha = scores_by_item(
             batch["history_item"], lambda items: scorer.project_keys(self.features.inherent(items)),
             scorer.project_query(target), self.features.item.num_embeddings,
-        ) + scorer.cross_bias(self.features, batch["history_cross"])  # fmt: skip
+        ) + scorer.behavior_bias(self.features, batch["history_cross"], batch.get("history_size"))  # fmt: skip
         esu_top, picked = union_of_heads_top_k(
             alpha.masked_fill(~mask.unsqueeze(1), float("-inf")), self.config.esu_length
         )

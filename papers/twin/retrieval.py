@@ -106,7 +106,7 @@ class ConsistencyPreservedGSU(Retriever):
         alpha = scores_by_item(
             batch["history_item"], lambda items: self.item_keys(features, items), query, self.num_items
         )
-        alpha = alpha + self.scorer.cross_bias(features, batch["history_cross"])
+        alpha = alpha + self.scorer.behavior_bias(features, batch["history_cross"], batch.get("history_size"))
         return alpha.masked_fill(~batch["history_mask"].unsqueeze(1), float("-inf"))
 
     @torch.no_grad()
