@@ -121,12 +121,17 @@ def load_reported(path: Path) -> Reported:
     return Reported(paper=data["paper"], rows=rows, claims=parsed_claims)
 
 
-def _parse_row(path: Path, index: int, raw: object) -> ReportedRow:
-    where = f"{path}: rows[{index}]"
-    rule = f"each row is a mapping with keys {', '.join(ROW_KEYS)} (metrics may be {{}}; the rest is text)"
+def _entry_location(path: Path, section: str, index: int, raw: object, label: str, rule: str) -> str:
+    """Where an entry of reported.yaml stands, for messages; it must be a mapping."""
+    where = f"{path}: {section}[{index}]"
     if not isinstance(raw, dict):
         raise TableError(f"{where} is {raw!r}; {rule}.")
-    where += f" (row {raw.get('row')!r})"
+    return f"{where} ({label} {raw.get(label)!r})"
+
+
+def _parse_row(path: Path, index: int, raw: object) -> ReportedRow:
+    rule = f"each row is a mapping with keys {', '.join(ROW_KEYS)} (metrics may be {{}}; the rest is text)"
+    where = _entry_location(path, "rows", index, raw, "row", rule)
     missing = [key for key in ROW_KEYS if key not in raw]
     unknown = sorted(str(key) for key in raw if key not in ROW_KEYS)
     if missing or unknown:
@@ -144,11 +149,8 @@ def _parse_row(path: Path, index: int, raw: object) -> ReportedRow:
 
 
 def _parse_claim(path: Path, index: int, raw: object) -> Claim:
-    where = f"{path}: claims[{index}]"
     rule = f"each claim is a mapping with non-empty text keys {', '.join(CLAIM_KEYS)} and optionally source"
-    if not isinstance(raw, dict):
-        raise TableError(f"{where} is {raw!r}; {rule}.")
-    where += f" (id {raw.get('id')!r})"
+    where = _entry_location(path, "claims", index, raw, "id", rule)
     allowed = CLAIM_KEYS + CLAIM_OPTIONAL_KEYS
     unknown = sorted(str(key) for key in raw if key not in allowed)
     bad = [key for key in CLAIM_KEYS if not _is_text(raw.get(key))]
