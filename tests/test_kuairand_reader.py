@@ -55,7 +55,7 @@ def test_samples_see_exactly_the_users_strictly_earlier_clicked_behaviors():
 
 def test_batch_window_is_left_padded_with_the_latest_behaviors_last():
     data = build_lifelong_data(read_kuairand(KUAIRAND, "1k", CARD), 20220422, ["user_active_degree"])
-    split = LifelongSplit(data, np.arange(len(data.samples)), history_length=40)
+    split = LifelongSplit(data, np.arange(len(data.samples)), history_length=40, recent_length=5)
     batch = split.batch(np.arange(len(split)))
     counts = data.samples["history_end"].to_numpy() - data.samples["history_start"].to_numpy()
     assert batch["history_mask"].sum(1).tolist() == np.minimum(counts, 40).tolist()
@@ -64,6 +64,8 @@ def test_batch_window_is_left_padded_with_the_latest_behaviors_last():
     has_history = counts > 0
     assert (batch["history_item"][has_history, -1].numpy() == data.behavior_item[last[has_history]]).all()
     assert (batch["history_item"][~batch["history_mask"]] == 0).all()
+    assert (batch["recent_item"] == batch["history_item"][:, -5:]).all()
+    assert (batch["recent_cross"] == batch["history_cross"][:, -5:]).all()
 
 
 def test_split_by_day_puts_the_last_days_in_test():

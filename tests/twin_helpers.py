@@ -38,10 +38,14 @@ def random_batch(batch_size: int = 6, length: int = 400, seed: int = 1, short_hi
     if short_histories:
         mask[0, : length - 30] = False  # a user with only 30 behaviors (fewer than k = 100)
         mask[1, : length // 2] = False
+    items, cross = items * mask, cross * mask.unsqueeze(-1)
     return {
-        "history_item": items * mask,
-        "history_cross": cross * mask.unsqueeze(-1),
+        "history_item": items,
+        "history_cross": cross,
         "history_mask": mask,
+        "recent_item": items[:, -50:],
+        "recent_cross": cross[:, -50:],
+        "recent_mask": mask[:, -50:],
         "target_item": ints(VOCABULARY.items),
         "context": torch.stack([ints(7), ints(25)], dim=1),
         "user": ints(VOCABULARY.users),

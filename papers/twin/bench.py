@@ -107,7 +107,7 @@ def training_samples_per_second(task, model_name: str, length: int, steps: int, 
     task.model_config.name, task.model_config.gsu_length = model_name, length
     model = task.build_model()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    split = LifelongSplit(task.data, np.arange(len(task.data.samples)), max(length, task.model_config.short_length))
+    split = LifelongSplit(task.data, np.arange(len(task.data.samples)), length, task.model_config.short_length)
     rng = np.random.default_rng(0)
 
     def step():

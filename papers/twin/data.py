@@ -178,19 +178,21 @@ def split_by_day(samples: pd.DataFrame, valid_days: int, test_days: int) -> dict
 
 
 class LifelongSplit:
-    """A split's samples; `batch` gathers each sample's window of the `history_length` latest behaviors."""
+    """A split's samples. `batch` gathers, per sample, the `history_length` latest behaviors (the long-term
+    window, left-padded, latest last) and the `recent_length` latest ones (the short-term branch's input)."""
 
-    def __init__(self, data: LifelongData, rows: np.ndarray, history_length: int):
+    def __init__(self, data: LifelongData, rows: np.ndarray, history_length: int, recent_length: int):
         self.data = data
-        self.history_length = history_length
+        self.history_length, self.recent_length = history_length, recent_length
         samples = data.samples.iloc[rows]
         self.columns = {name: samples[name].to_numpy() for name in samples.columns}
 
     def __len__(self) -> int:
         return len(self.columns["user"])
 
-    def batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
-        data, length = self.data, self.history_length
+    def latest_behaviors(self, indices: np.ndarray, length: int) -> dict[str, torch.Tensor]:
+        """The `length` latest behaviors strictly before each sample: item, cross features and mask."""
+        data = self.data
         end = self.columns["history_end"][indices]
         start = self.columns["history_start"][indices]
         positions = end[:, None] - length + np.arange(length)
@@ -201,14 +203,28 @@ class LifelongSplit:
         cross[..., 0] = time_since_bucket(since)
         cross[..., 1:] = data.behavior_cross[positions]
         cross *= valid[..., None]
-        users = self.columns["user"][indices]
         return {
-            "history_item": torch.from_numpy(np.where(valid, data.behavior_item[positions], 0).astype(np.int64)),
-            "history_cross": torch.from_numpy(cross),
-            "history_mask": torch.from_numpy(valid),
-            "target_item": torch.from_numpy(self.columns["item"][indices]),
-            "context": torch.from_numpy(np.stack([self.columns["tab"][indices], self.columns["hour"][indices]], 1)),
-            "user": torch.from_numpy(users),
-            "user_features": torch.from_numpy(data.user_features[users]),
-            "label": torch.from_numpy(self.columns["label"][indices]),
+            "item": torch.from_numpy(np.where(valid, data.behavior_item[positions], 0).astype(np.int64)),
+            "cross": torch.from_numpy(cross),
+            "mask": torch.from_numpy(valid),
         }
+
+    def long_term_window(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
+        """What the long-term module reads: for TWIN, the raw latest behaviors."""
+        return self.latest_behaviors(indices, self.history_length)
+
+    def batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
+        users = self.columns["user"][indices]
+        batch = {f"history_{name}": value for name, value in self.long_term_window(indices).items()}
+        batch.update(
+            {f"recent_{name}": value for name, value in self.latest_behaviors(indices, self.recent_length).items()}
+        )
+        context = np.stack([self.columns["tab"][indices], self.columns["hour"][indices]], 1)
+        batch.update(
+            target_item=torch.from_numpy(self.columns["item"][indices]),
+            context=torch.from_numpy(context),
+            user=torch.from_numpy(users),
+            user_features=torch.from_numpy(self.data.user_features[users]),
+            label=torch.from_numpy(self.columns["label"][indices]),
+        )
+        return batch

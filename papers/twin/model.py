@@ -139,15 +139,9 @@ class LifelongCTRModel(nn.Module):
         return interest, auxiliary, selection
 
     def short_term_interest(self, batch: dict, target: torch.Tensor) -> torch.Tensor:
-        length = self.config.short_length
+        """Target attention over the `short_length` most recent raw behaviors (batch["recent_*"])."""
         query = self.short_term.scorer.project_query(target)
-        return self.short_term(
-            self.features,
-            batch["history_item"][:, -length:],
-            batch["history_cross"][:, -length:],
-            batch["history_mask"][:, -length:],
-            query,
-        )
+        return self.short_term(self.features, batch["recent_item"], batch["recent_cross"], batch["recent_mask"], query)
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Click logits [B] and the auxiliary retrieval loss (or None)."""

@@ -77,8 +77,8 @@ class TwinTask(PaperTask):
             start = sample_period_start(config.generator) if config.name == "synthetic_lifelong" else 20220422
         self.data = build_lifelong_data(tables, start, config.user_feature_columns)
         rows = split_by_day(self.data.samples, config.valid_days, config.test_days)
-        length = max(self.model_config.gsu_length, self.model_config.short_length)
-        return tuple(LifelongSplit(self.data, rows[name], length) for name in ("train", "valid", "test"))
+        lengths = (self.model_config.gsu_length, self.model_config.short_length)
+        return tuple(LifelongSplit(self.data, rows[name], *lengths) for name in ("train", "valid", "test"))
 
     def build_model(self) -> nn.Module:
         data = self.data
