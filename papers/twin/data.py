@@ -47,6 +47,8 @@ class LifelongData:
     behavior_item: np.ndarray
     behavior_time: np.ndarray
     behavior_cross: np.ndarray  # [num_behaviors, 4]: completion, tab, like, follow (time since is per sample)
+    behavior_user: np.ndarray
+    behavior_completion: np.ndarray  # play time / duration
     samples: pd.DataFrame  # user, item, time_ms, label, tab, hour, user_features..., history_end, history_start, date
     user_features: np.ndarray  # [num_users + 1, F]
 
@@ -62,9 +64,16 @@ def duration_bucket(duration_ms: np.ndarray) -> np.ndarray:
     return np.clip(np.floor(2 * np.log2(seconds + 1)), 0, DURATION_BUCKETS - 2).astype(np.int64) + 1
 
 
+def completion_rate(play_time_ms: np.ndarray, duration_ms: np.ndarray) -> np.ndarray:
+    return play_time_ms / np.maximum(duration_ms, 1)
+
+
+def completion_bucket_of_rate(rate: np.ndarray) -> np.ndarray:
+    return np.clip(np.floor(rate * 4), 0, COMPLETION_BUCKETS - 2).astype(np.int64) + 1
+
+
 def completion_bucket(play_time_ms: np.ndarray, duration_ms: np.ndarray) -> np.ndarray:
-    ratio = play_time_ms / np.maximum(duration_ms, 1)
-    return np.clip(np.floor(ratio * 4), 0, COMPLETION_BUCKETS - 2).astype(np.int64) + 1
+    return completion_bucket_of_rate(completion_rate(play_time_ms, duration_ms))
 
 
 def time_since_bucket(milliseconds: np.ndarray) -> np.ndarray:
@@ -108,9 +117,10 @@ def build_lifelong_data(
     tab_codes, tabs = _codes(logs["tab"])
     clicked = logs["is_click"].to_numpy() == 1
     behavior_key = (user[clicked] << TIME_KEY_SHIFT) + time_ms[clicked]
+    play_time, duration = logs["play_time_ms"].to_numpy()[clicked], logs["duration_ms"].to_numpy()[clicked]
     behavior_cross = np.stack(
         [
-            completion_bucket(logs["play_time_ms"].to_numpy()[clicked], logs["duration_ms"].to_numpy()[clicked]),
+            completion_bucket(play_time, duration),
             tab_codes[clicked],
             np.clip(logs["is_like"].to_numpy()[clicked], 0, 1) + 1,
             np.clip(logs["is_follow"].to_numpy()[clicked], 0, 1) + 1,
@@ -155,6 +165,8 @@ def build_lifelong_data(
         behavior_item=item[clicked].astype(np.int32),
         behavior_time=time_ms[clicked],
         behavior_cross=behavior_cross.astype(np.int32),
+        behavior_user=user[clicked],
+        behavior_completion=completion_rate(play_time, duration).astype(np.float64),
         samples=samples,
         user_features=user_features,
     )
