@@ -7,8 +7,9 @@ from pathlib import Path
 from common.tables import load_reported
 
 
-def comparison_table(paper: str, experiment: str, package_dir: Path, record: dict) -> str:
-    reported = load_reported(package_dir / "reported.yaml")
+def comparison_table(experiment: str, reported_path: Path, record: dict) -> str:
+    reported = load_reported(reported_path)
+    paper = record["paper"]
     rows = [row for row in reported.rows if row.experiment == experiment]
     ours = record["metrics"]
     lines = [f"\n{paper} / {experiment} on {record['dataset']} (seed {record['seed']})"]

@@ -18,7 +18,7 @@ from common.results import build_record, write_record
 from common.seeding import seed_everything
 from common.tables import render_paper_tables
 from common.trainer import Trainer, TrainerConfig
-from papers import paper_package_dir, paper_task
+from papers import paper_package_dir, paper_task, render_results, reported_path
 
 
 def run(cfg: DictConfig) -> dict | None:
@@ -41,12 +41,11 @@ def run(cfg: DictConfig) -> dict | None:
 
 
 def render_table(paper: str, write: bool) -> None:
-    package_dir = paper_package_dir(paper)
-    markdown = render_paper_tables(paper, package_dir)
-    print(markdown)
+    print(render_paper_tables(paper, reported_path(paper), paper_package_dir(paper) / "results"))
     if write:
-        (package_dir / "RESULTS.md").write_text(markdown)
-        print(f"wrote {package_dir / 'RESULTS.md'}")
+        path = paper_package_dir(paper) / "RESULTS.md"
+        path.write_text(render_results(paper))
+        print(f"wrote {path}")
 
 
 def run_bench(task, run_dir: Path) -> None:
@@ -78,7 +77,7 @@ def train(cfg: DictConfig, task, settings: TrainerConfig, run_dir: Path) -> dict
         if curves:
             logger.log_images({"training_curves": curves})
         logger.log_summary({f"test/{name}": value for name, value in result.metrics.items()})
-        print(comparison_table(str(cfg.paper), str(cfg.experiment), paper_package_dir(str(cfg.paper)), record))
+        print(comparison_table(str(cfg.experiment), reported_path(str(cfg.paper)), record))
         print(f"run directory: {run_dir}")
         return record
     finally:

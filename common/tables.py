@@ -165,8 +165,9 @@ def _parse_claim(path: Path, index: int, raw: object) -> Claim:
     return Claim(id=raw["id"], text=raw["text"], check=raw["check"], source=raw.get("source"))
 
 
-def load_records(results_dir: Path) -> list[dict]:
-    """All ``*.json`` run records under ``results_dir`` (recursively), sorted by path; [] if it is absent."""
+def load_records(results_dir: Path, paper: str | None = None) -> list[dict]:
+    """The ``*.json`` run records under ``results_dir`` (recursively), sorted by path, of `paper` only when it is
+    given (papers that share a package share its results folder); [] if the folder is absent."""
     records: list[dict] = []
     seen: dict[tuple[str, str, int], Path] = {}
     for path in sorted(Path(results_dir).rglob("*.json")):
@@ -177,6 +178,8 @@ def load_records(results_dir: Path) -> list[dict]:
         problem = _record_problem(record)
         if problem:
             raise TableError(f"{path}: {problem}; {RECORD_RULE}.")
+        if paper is not None and record.get("paper") != paper:
+            continue
         key = (record["experiment"], record["dataset"], record["seed"])
         if key in seen:
             raise TableError(
@@ -389,8 +392,7 @@ def render_markdown(paper_key: str, reported: Reported, summaries: Mapping[str, 
     return "\n".join(lines) + "\n"
 
 
-def render_paper_tables(paper_key: str, package_dir: Path) -> str:
-    """Load ``package_dir/reported.yaml`` and ``package_dir/results`` and render the markdown document."""
-    package_dir = Path(package_dir)
-    reported = load_reported(package_dir / "reported.yaml")
-    return render_markdown(paper_key, reported, summarize(load_records(package_dir / "results")))
+def render_paper_tables(paper_key: str, reported_path: Path, results_dir: Path) -> str:
+    """Render the markdown document of one paper from its reported numbers and its records in `results_dir`."""
+    reported = load_reported(Path(reported_path))
+    return render_markdown(paper_key, reported, summarize(load_records(Path(results_dir), paper_key)))

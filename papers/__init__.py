@@ -9,6 +9,7 @@ from common.errors import ConfigError
 
 PAPERS: dict[str, str] = {
     "twin": "papers.twin.task:TwinTask",
+    "twin_v2": "papers.twin.task_v2:TwinV2Task",
 }
 
 
@@ -26,6 +27,31 @@ def paper_task(key: str):
 
 
 def paper_package_dir(key: str) -> Path:
-    """papers/<pkg>/, which holds reported.yaml, results/ and RESULTS.md."""
+    """papers/<pkg>/, which holds the reported numbers, results/ and RESULTS.md."""
     module, _ = _split(key)
     return Path(importlib.import_module(module).__file__).resolve().parent
+
+
+def reported_path(key: str) -> Path:
+    """What the paper reported: reported.yaml for the paper its package is named after, reported_<key>.yaml
+    for another paper living in the same package (TWIN-V2 in papers/twin/)."""
+    package = paper_package_dir(key)
+    return package / ("reported.yaml" if package.name == key else f"reported_{key}.yaml")
+
+
+def papers_in_package(key: str) -> list[str]:
+    """Every paper sharing `key`'s package, the package's namesake first: the sections of its RESULTS.md."""
+    package = paper_package_dir(key)
+    keys = [other for other in PAPERS if paper_package_dir(other) == package]
+    return sorted(keys, key=lambda other: (other != package.name, other))
+
+
+def render_results(key: str) -> str:
+    """The package's RESULTS.md: the reproduced tables of every paper in it, from the committed records."""
+    from common.tables import render_paper_tables
+
+    package = paper_package_dir(key)
+    sections = [
+        render_paper_tables(other, reported_path(other), package / "results") for other in papers_in_package(key)
+    ]
+    return "\n".join(sections)

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from common.tables import render_paper_tables
+from papers import render_results, reported_path
 from tests.conftest import FIXTURES, ROOT
 
 pytestmark = pytest.mark.slow
@@ -39,6 +40,18 @@ def test_smoke_run_writes_the_run_record_and_prints_the_paper_numbers(run_cli, t
     assert "train twin" in completed.stderr  # the progress bar
 
 
+def test_twin_v2_smoke_run_clusters_and_trains_on_virtual_items(run_cli, tmp_path):
+    arguments = [argument for argument in SMOKE if argument != "paper=twin"]
+    completed = run_cli("paper=twin_v2", *arguments, f"hydra.run.dir={tmp_path}")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    record = read_record(tmp_path)
+    assert record["paper"] == "twin_v2" and record["model"] == "twin_v2"
+    assert 0 < record["metrics"]["compression"] < 0.3 and record["metrics"]["cluster_distance"] > 0
+    assert sorted(path.name for path in (tmp_path / "clusters").iterdir())[0] == "shard_000000.npz"
+    assert (tmp_path / "embedding_model" / "checkpoints" / "last.pt").is_file()
+    assert "cluster users" in completed.stderr
+
+
 def test_experiment_selects_the_papers_experiment_config(run_cli, tmp_path):
     completed = run_cli(*SMOKE, "experiment=table4_sim_hard", f"hydra.run.dir={tmp_path}")
     assert completed.returncode == 0, completed.stderr[-3000:]
@@ -47,12 +60,12 @@ def test_experiment_selects_the_papers_experiment_config(run_cli, tmp_path):
 
 
 def test_mode_table_renders_the_committed_results():
-    markdown = render_paper_tables("twin", ROOT / "papers" / "twin")
+    markdown = render_paper_tables("twin", reported_path("twin"), ROOT / "papers" / "twin" / "results")
     assert "Table 4" in markdown and "0.7962" in markdown
 
 
 def test_results_md_is_in_sync_with_the_committed_records():
-    expected = render_paper_tables("twin", ROOT / "papers" / "twin")
+    expected = render_results("twin")
     assert (ROOT / "papers" / "twin" / "RESULTS.md").read_text() == expected, (
         "papers/twin/RESULTS.md is stale: run `python run.py paper=twin mode=table mode.write=true`"
     )

@@ -259,4 +259,15 @@ def test_render_markdown(package: Path, summaries: dict) -> None:
     assert "gauc(exp_missing) = not run | **not run** |" in text
     assert lines[-4:] == ["## Sources", "", "- arXiv 0000.00000v1, Table 1", "- arXiv 0000.00000v1, Table 2"]
     assert text == render_markdown("toy", load_reported(package / "reported.yaml"), summaries)
-    assert render_paper_tables("toy", package) == text
+    assert render_paper_tables("toy", package / "reported.yaml", package / "results") == text
+
+
+def test_records_of_another_paper_in_the_same_folder_are_left_out(package: Path) -> None:
+    _write_record(
+        package / "results" / "other" / "seed0.json",
+        paper="toy_v2", experiment="exp_a", model="toy", dataset="synthetic", seed=0,
+        metrics={"auc": 0.1, "gauc": 0.1},
+    )  # fmt: skip
+    assert len(load_records(package / "results", "toy")) == 5
+    assert len(load_records(package / "results", "toy_v2")) == 1
+    assert summarize(load_records(package / "results", "toy"))["exp_a"].metrics["gauc"].mean == pytest.approx(0.72)

@@ -65,3 +65,14 @@ def test_k_grows_with_the_group_and_recursion_ends_on_identical_vectors():
 def test_completion_groups_are_equal_width_bins_capped_at_one():
     groups = completion_groups(np.array([0.0, 0.19, 0.2, 0.99, 1.0, 2.5]), 5)
     assert groups.tolist() == [0, 0, 1, 4, 4, 4]
+
+
+def test_flat_ablation_makes_as_many_clusters_per_group_from_one_k_means(behaviors):
+    embeddings, completion, numeric = behaviors
+    hierarchical = cluster_behaviors(embeddings, completion, numeric, ClusteringConfig(), key=3)
+    flat = cluster_behaviors(embeddings, completion, numeric, ClusteringConfig(method="flat"), key=3)
+    groups = completion_groups(completion, 5)
+    for group in range(5):
+        in_group = groups == group
+        assert len(np.unique(flat.labels[in_group])) <= len(np.unique(hierarchical.labels[in_group]))
+    assert flat.size.sum() == len(embeddings) and flat.spread.min() >= 0

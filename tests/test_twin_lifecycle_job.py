@@ -49,7 +49,7 @@ def test_job_covers_every_user_with_virtual_items_within_gamma(serial):
     for user, behaviors in zip(sorted(serial), users(), strict=True):
         table = serial[user]
         assert table["size"].sum() == len(behaviors.items) and table["size"].max() <= 8
-        assert set(table) == {"item", "size", "tab", "time_ms", "completion"}
+        assert set(table) == {"item", "size", "spread", "tab", "time_ms", "completion"}
         assert np.isin(table["item"], behaviors.items).all()
 
 

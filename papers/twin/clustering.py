@@ -15,19 +15,42 @@ from dataclasses import dataclass
 
 import numpy as np
 
+METHODS = ("hierarchical", "flat")
+KMEANS = ("faiss", "numpy")
+
 
 @dataclass
 class ClusteringConfig:
+    method: str = "hierarchical"  # Alg. 1; "flat": one k-means per group, as many clusters as Alg. 1 makes (ablation)
     groups: int = 5  # M: groups of equal width in completion rate over [0, 1]; 1 and above share the last
     k_exponent: float = 0.3  # k = max(2, floor(|group| ** k_exponent))
     max_cluster_size: int = 20  # gamma
     iterations: int = 20  # Lloyd iterations per k-means
+    kmeans: str = "faiss"  # faiss (chosen by measurement, see the README) | numpy (our own Lloyd iterations)
     seed: int = 0
 
 
 def completion_groups(completion: np.ndarray, groups: int) -> np.ndarray:
     """Group index in [0, M) of each behavior by completion rate, equal-width bins over [0, 1]."""
     return np.clip(np.floor(np.clip(completion, 0.0, 1.0) * groups), 0, groups - 1).astype(np.int64)
+
+
+def faiss_kmeans(vectors: np.ndarray, k: int, iterations: int, rng: np.random.Generator) -> np.ndarray:
+    """faiss's k-means on one thread (parallelism is across users); returns a label in [0, k) per row."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+    data = np.ascontiguousarray(vectors, dtype=np.float32)
+    model = faiss.Kmeans(
+        data.shape[1],
+        k,
+        niter=iterations,
+        seed=int(rng.integers(2**31 - 1)),
+        min_points_per_centroid=1,
+        max_points_per_centroid=len(data),
+    )
+    model.train(data)
+    return model.index.search(data, 1)[1][:, 0].astype(np.int64)
 
 
 def kmeans(vectors: np.ndarray, k: int, iterations: int, rng: np.random.Generator) -> np.ndarray:
@@ -58,6 +81,9 @@ def kmeans(vectors: np.ndarray, k: int, iterations: int, rng: np.random.Generato
     return labels
 
 
+KMEANS_IMPLEMENTATIONS = {"faiss": faiss_kmeans, "numpy": kmeans}
+
+
 def hierarchical_clusters(vectors: np.ndarray, config: ClusteringConfig, rng: np.random.Generator) -> list[np.ndarray]:
     """Row indices of each final cluster of `vectors` (one completion group): recursive k-means until every
     cluster holds at most gamma rows."""
@@ -68,7 +94,7 @@ def hierarchical_clusters(vectors: np.ndarray, config: ClusteringConfig, rng: np
             final.append(members)
             continue
         k = min(len(members), max(2, int(len(members) ** config.k_exponent)))
-        labels = kmeans(vectors[members], k, config.iterations, rng)
+        labels = KMEANS_IMPLEMENTATIONS[config.kmeans](vectors[members], k, config.iterations, rng)
         if labels.max() == labels.min():  # identical vectors: split evenly so that recursion ends
             labels = np.arange(len(members)) % k
         pending.extend(members[labels == label] for label in np.unique(labels))
@@ -78,26 +104,35 @@ def hierarchical_clusters(vectors: np.ndarray, config: ClusteringConfig, rng: np
 @dataclass
 class VirtualItems:
     """A user's clusters as items: `representative` indexes the member nearest each centroid (its categorical
-    features stand for the cluster), `means` holds the members' mean of each numeric feature, `size` is n."""
+    features stand for the cluster), `means` holds the members' mean of each numeric feature, `size` is n and
+    `spread` the members' mean distance to their centroid (cluster quality: lower is tighter)."""
 
     representative: np.ndarray  # [clusters] index into the user's behaviors
     means: dict[str, np.ndarray]  # feature -> [clusters]
     size: np.ndarray  # [clusters]
+    spread: np.ndarray  # [clusters]
     labels: np.ndarray  # [behaviors] cluster of each behavior
 
 
 def cluster_behaviors(
     embeddings: np.ndarray, completion: np.ndarray, numeric: dict[str, np.ndarray], config: ClusteringConfig, key: int
 ) -> VirtualItems:
-    """Alg. 1 for one user: completion groups, hierarchical k-means in each, then virtual items. `key` (e.g. the
-    user id) seeds the user's k-means, so the result is the same whichever worker runs it."""
-    rng = np.random.default_rng([config.seed, key])
+    """Alg. 1 for one user: completion groups, hierarchical k-means in each, then virtual items. The seed, `key`
+    (e.g. the user id) and the group seed each group's k-means, so the result is the same whichever worker
+    runs it, and the flat ablation sees the very cluster counts of Alg. 1."""
     groups = completion_groups(completion, config.groups)
     labels = np.empty(len(embeddings), dtype=np.int64)
     count = 0
     for group in range(config.groups):
         members = np.flatnonzero(groups == group)
-        for cluster in hierarchical_clusters(embeddings[members], config, rng):
+        if len(members) == 0:
+            continue
+        clusters = hierarchical_clusters(embeddings[members], config, np.random.default_rng([config.seed, key, group]))
+        if config.method == "flat":  # the same number of clusters, from one k-means
+            rng = np.random.default_rng([config.seed, key, group, 1])
+            found = KMEANS_IMPLEMENTATIONS[config.kmeans](embeddings[members], len(clusters), config.iterations, rng)
+            clusters = [np.flatnonzero(found == label) for label in np.unique(found)]
+        for cluster in clusters:
             labels[members[cluster]] = count
             count += 1
     size = np.bincount(labels, minlength=count)
@@ -108,4 +143,5 @@ def cluster_behaviors(
     order = np.lexsort((distance, labels))  # by cluster, nearest first
     first = np.searchsorted(labels[order], np.arange(count))
     means = {name: np.bincount(labels, weights=values, minlength=count) / size for name, values in numeric.items()}
-    return VirtualItems(representative=order[first], means=means, size=size, labels=labels)
+    spread = np.bincount(labels, weights=np.sqrt(distance), minlength=count) / size
+    return VirtualItems(representative=order[first], means=means, size=size, spread=spread, labels=labels)

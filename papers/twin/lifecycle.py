@@ -44,7 +44,7 @@ def cluster_user(
     virtual = cluster_behaviors(
         item_embeddings[behaviors.items], behaviors.completion, behaviors.numeric, config, key=behaviors.user
     )
-    table = {"item": behaviors.items[virtual.representative], "size": virtual.size}
+    table = {"item": behaviors.items[virtual.representative], "size": virtual.size, "spread": virtual.spread}
     table.update({name: values[virtual.representative] for name, values in behaviors.categorical.items()})
     table.update(virtual.means)
     return table
@@ -70,7 +70,10 @@ _worker_state: dict = {}
 
 
 def _initialise_worker(item_embeddings: np.ndarray, config: ClusteringConfig) -> None:
-    _worker_state.update(embeddings=item_embeddings, config=config)
+    """One BLAS thread per worker process: the job is parallel across users, not inside one."""
+    from threadpoolctl import threadpool_limits
+
+    _worker_state.update(embeddings=item_embeddings, config=config, threads=threadpool_limits(1))
 
 
 def _cluster_shard_in_worker(shard: list[UserBehaviors]) -> dict:

@@ -20,6 +20,7 @@ from papers.twin.retrieval import ConsistencyPreservedGSU
 from papers.twin.synthetic import SyntheticLifelongConfig, ensure_dataset, sample_period_start
 
 DATASETS = ("synthetic_lifelong", "kuairand")
+SPLITS = ("train", "valid", "test")
 
 
 @dataclass
@@ -69,6 +70,10 @@ class TwinTask(PaperTask):
         self._folder()
 
     def load_data(self):
+        return self.make_splits(self.load_samples())
+
+    def load_samples(self) -> dict[str, np.ndarray]:
+        """Read the logs into `self.data`; the sample rows of the train, valid and test days."""
         config = self.data_config
         folder, version = self._folder()
         tables = read_kuairand(folder, version, config.data_card, config.include_random_logs)
@@ -76,9 +81,11 @@ class TwinTask(PaperTask):
         if start is None:
             start = sample_period_start(config.generator) if config.name == "synthetic_lifelong" else 20220422
         self.data = build_lifelong_data(tables, start, config.user_feature_columns)
-        rows = split_by_day(self.data.samples, config.valid_days, config.test_days)
+        return split_by_day(self.data.samples, config.valid_days, config.test_days)
+
+    def make_splits(self, rows: dict[str, np.ndarray]) -> tuple[LifelongSplit, ...]:
         lengths = (self.model_config.gsu_length, self.model_config.short_length)
-        return tuple(LifelongSplit(self.data, rows[name], *lengths) for name in ("train", "valid", "test"))
+        return tuple(LifelongSplit(self.data, rows[name], *lengths) for name in SPLITS)
 
     def build_model(self) -> nn.Module:
         data = self.data

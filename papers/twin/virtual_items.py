@@ -56,9 +56,13 @@ class VirtualItemHistory:
         columns = {name: np.concatenate([piece[name] for piece in sorted_pieces]) for name in pieces[0]}
         return cls(start=ends - counts, end=ends, columns=columns, cutoff_ms=cutoff_ms)
 
-    def compression(self, behaviors: int) -> float:
+    def compression(self) -> float:
         """Virtual items per clustered behavior (TWIN-V2's target: about 10%)."""
-        return len(self.columns["size"]) / behaviors
+        return len(self.columns["size"]) / self.columns["size"].sum()
+
+    def cluster_distance(self) -> float:
+        """Mean distance of a clustered behavior's embedding to its cluster's centroid."""
+        return float((self.columns["spread"] * self.columns["size"]).sum() / self.columns["size"].sum())
 
 
 class VirtualItemSplit(LifelongSplit):
