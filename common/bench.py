@@ -60,11 +60,11 @@ def multiple_figure(
     )
 
 
-def throughput_figure(name: str, rate: float, baseline_name: str, baseline_rate: float, note: str = "") -> BenchFigure:
-    """A rate in samples per second and its multiple of the baseline's rate."""
-    return BenchFigure(
-        name, rate, "samples/s", baseline_name, baseline_rate, rate / baseline_rate, "× baseline rate", note
-    )
+def throughput_figure(
+    name: str, rate: float, baseline_name: str, baseline_rate: float, note: str = "", unit: str = "samples/s"
+) -> BenchFigure:
+    """A rate (samples per second unless `unit` says otherwise) and its multiple of the baseline's rate."""
+    return BenchFigure(name, rate, unit, baseline_name, baseline_rate, rate / baseline_rate, "× baseline rate", note)
 
 
 def format_figures(figures: list[BenchFigure]) -> str:

@@ -204,3 +204,12 @@ def test_wandb_offline_run_directory(run_cli, tmp_path):
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     assert list(runs[0].glob("*.wandb")), "the offline run holds no .wandb log to sync"
+
+
+def test_twin_v2_bench_measures_clustering_and_serving(run_cli, tmp_path):
+    completed = run_cli("paper=twin_v2", "debug=smoke", "logger=none", "mode=bench", f"hydra.run.dir={tmp_path}")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    figures = {figure["baseline_name"]: figure for figure in json.loads((tmp_path / "bench.json").read_text())}
+    assert figures["flat k-means, same cluster count"]["unit"] == "behaviors/s"
+    assert figures["one core"]["unit"] == "users/s" and figures["one core"]["ratio"] > 0
+    assert any(name.startswith("TWIN GSU+ESU") for name in figures)

@@ -26,7 +26,18 @@ class TwinBenchConfig:
 class OneRequestGSU:
     """One request's CP-GSU over L behaviors, three ways, with the same random parameters."""
 
-    def __init__(self, length: int, items: int, heads: int, key_dim: int, id_dim: int, feature_dim: int, cross_sizes):
+    def __init__(
+        self,
+        length: int,
+        items: int,
+        heads: int,
+        key_dim: int,
+        id_dim: int,
+        feature_dim: int,
+        cross_sizes,
+        cluster_sizes: bool = False,
+    ):
+        """`cluster_sizes`: the L entries are TWIN-V2's virtual items, whose ln n joins their cached bias."""
         generator = torch.Generator().manual_seed(0)
         self.heads, self.key_dim = heads, key_dim
         inherent_dim = 2 * id_dim + 2 * feature_dim
@@ -49,6 +60,9 @@ class OneRequestGSU:
         # the cross features other than time-since (completion, tab, like, follow) are fixed once a behavior is
         # logged, so their bias is cached per behavior beside K_h W^h; only time-since is looked up per request
         self.static_bias = sum(head_tables[j].index_select(1, self.cross[:, j]) for j in range(1, len(cross_sizes)))
+        if cluster_sizes:  # alpha' = alpha + ln n: n is fixed once the user's history is clustered
+            self.static_bias = self.static_bias + torch.randint(1, 21, (length,), generator=generator).float().log()
+        self.value_weight = torch.randn(self.full_dim, heads * key_dim, generator=generator) / self.full_dim**0.5
         self.time_since_table = head_tables[0]  # [heads, values]
         self.floor_scores = torch.randn(heads, length, generator=generator)
 
@@ -58,6 +72,16 @@ class OneRequestGSU:
         bias = self.static_bias + self.time_since_table.index_select(1, self.cross[:, 0])  # (K_c W^c) beta_a
         scores = torch.stack([torch.addmv(bias[h], self.cache[h], self.query[h]) for h in range(self.heads)])
         return union_of_heads_top_k(scores.unsqueeze(0), 100)[0][0]
+
+    def serve(self) -> torch.Tensor:
+        """GSU then ESU for the request: Softmax(alpha)^T K W^v over the 100 selected (Eq. 7), per head."""
+        positions = self.cached()
+        bias = self.static_bias[:, positions] + self.time_since_table.index_select(1, self.cross[positions, 0])
+        alpha = torch.einsum("hkd,hd->hk", self.cache[:, positions], self.query) + bias
+        cross = torch.cat([table[self.cross[positions, j]] for j, table in enumerate(self.cross_tables)], dim=1)
+        keys = torch.cat([self.item_table[self.items[positions]], cross], dim=1)
+        values = (keys @ self.value_weight).view(len(positions), self.heads, self.key_dim)
+        return torch.einsum("hk,khd->hd", torch.softmax(alpha, dim=-1), values)
 
     def naive(self) -> torch.Tensor:
         """Project the full features of all L behaviors for this request, then score and select."""

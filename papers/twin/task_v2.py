@@ -96,5 +96,13 @@ class TwinV2Task(TwinTask):
         self.context.barrier()
         return sorted(output.glob("shard_*.npz"))
 
+    def bench(self):
+        from papers.twin.bench_v2 import TwinV2BenchConfig, run_benchmarks
+        from papers.twin.data import COMPLETION_BUCKETS, TIME_SINCE_BUCKETS
+
+        settings = typed_config(TwinV2BenchConfig, self.cfg.get("bench_v2"), "bench_v2")
+        cross_sizes = (TIME_SINCE_BUCKETS, COMPLETION_BUCKETS, 7, 3, 3)  # the default data's vocabularies
+        return run_benchmarks(settings, self.life_cycle.clustering, self.model_config, cross_sizes)
+
     def metrics(self, outputs):
         return {**super().metrics(outputs), **self.clustering_metrics}
