@@ -189,6 +189,14 @@ def split_by_day(samples: pd.DataFrame, valid_days: int, test_days: int) -> dict
     }
 
 
+def latest_window(start: np.ndarray, end: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions of the `length` latest rows of each range [start, end), left-padded (latest last), and
+    which of them are real: ([B, length], [B, length]); padded positions point at row 0."""
+    positions = end[:, None] - length + np.arange(length)
+    valid = positions >= start[:, None]
+    return np.where(valid, positions, 0), valid
+
+
 class LifelongSplit:
     """A split's samples. `batch` gathers, per sample, the `history_length` latest behaviors (the long-term
     window, left-padded, latest last) and the `recent_length` latest ones (the short-term branch's input)."""
@@ -205,11 +213,9 @@ class LifelongSplit:
     def latest_behaviors(self, indices: np.ndarray, length: int) -> dict[str, torch.Tensor]:
         """The `length` latest behaviors strictly before each sample: item, cross features and mask."""
         data = self.data
-        end = self.columns["history_end"][indices]
-        start = self.columns["history_start"][indices]
-        positions = end[:, None] - length + np.arange(length)
-        valid = positions >= start[:, None]
-        positions = np.where(valid, positions, 0)
+        positions, valid = latest_window(
+            self.columns["history_start"][indices], self.columns["history_end"][indices], length
+        )
         since = self.columns["time_ms"][indices][:, None] - data.behavior_time[positions]
         cross = np.empty((len(indices), length, len(CROSS_FEATURES)), dtype=np.int32)
         cross[..., 0] = time_since_bucket(since)

@@ -16,12 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from common.config import require_choice
-from papers.twin.attention import (
-    MultiHeadTargetAttention,
-    TargetAttentionScorer,
-    scores_by_item,
-    union_of_heads_top_k,
-)
+from papers.twin.attention import MultiHeadTargetAttention, TargetAttentionScorer, union_of_heads_top_k
 from papers.twin.data import Vocabulary
 from papers.twin.features import BehaviorFeatures
 from papers.twin.retrieval import (
@@ -33,6 +28,7 @@ from papers.twin.retrieval import (
     SeparateParameterGSU,
     SimHashRetriever,
     SoftSearchRetriever,
+    history_scores,
 )
 
 MODEL_NAMES = ("twin", "avg_pooling", "din", "sim_hard", "sim_soft", "eta", "sdim")
@@ -173,15 +169,13 @@ class LifelongCTRModel(nn.Module):
         mask = batch["history_mask"]
         if selection is None or not self.retriever.searches:
             return torch.full((mask.shape[0],), float("nan"), device=mask.device)
-        target = self.features.inherent(batch["target_item"])
         scorer = self.esu.scorer
-        alpha = scores_by_item(
-            batch["history_item"], lambda items: scorer.project_keys(self.features.inherent(items)),
-            scorer.project_query(target), self.features.item.num_embeddings,
-        ) + scorer.behavior_bias(self.features, batch["history_cross"], batch.get("history_size"))  # fmt: skip
-        esu_top, picked = union_of_heads_top_k(
-            alpha.masked_fill(~mask.unsqueeze(1), float("-inf")), self.config.esu_length
-        )
+        target = self.features.inherent(batch["target_item"])
+        alpha = history_scores(
+            scorer, self.features, batch, target, lambda items: scorer.project_keys(self.features.inherent(items)),
+            self.features.item.num_embeddings,
+        )  # fmt: skip  # the ESU's own fresh scores, never a cache
+        esu_top, picked = union_of_heads_top_k(alpha, self.config.esu_length)
         esu_choice = positions_to_mask(esu_top, picked, mask.shape[1]) & mask
         retrieved = positions_to_mask(selection.positions, selection.mask, mask.shape[1])
         return (esu_choice & retrieved).sum(1) / esu_choice.sum(1).clamp(min=1)

@@ -6,6 +6,7 @@ the ESU then runs target attention on those k. Ties are broken by recency where 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -74,6 +75,22 @@ class CategoryRetriever(Retriever):
         return selection
 
 
+def history_scores(
+    scorer: TargetAttentionScorer,
+    features: BehaviorFeatures,
+    batch: dict,
+    target_inherent: torch.Tensor,
+    item_keys: Callable[[torch.Tensor], torch.Tensor],
+    num_items: int,
+) -> torch.Tensor:
+    """Eq. 6 (with TWIN-V2's ln n where the scorer uses it) for every behavior of the [B, L] history, the first
+    term from `item_keys` (K_h W^h of given items, fresh or cached): [B, heads, L], padding at -inf."""
+    query = scorer.project_query(target_inherent)
+    alpha = scores_by_item(batch["history_item"], item_keys, query, num_items)
+    alpha = alpha + scorer.behavior_bias(features, batch["history_cross"], batch.get("history_size"))
+    return alpha.masked_fill(~batch["history_mask"].unsqueeze(1), float("-inf"))
+
+
 class ConsistencyPreservedGSU(Retriever):
     """TWIN's CP-GSU: the ESU's own Eq. 6 over all L behaviors, union of the heads' rankings.
 
@@ -102,12 +119,9 @@ class ConsistencyPreservedGSU(Retriever):
 
     def scores(self, features: BehaviorFeatures, batch: dict, target_inherent: torch.Tensor) -> torch.Tensor:
         """Eq. 6 for all L behaviors: [B, heads, L], padding at -inf."""
-        query = self.scorer.project_query(target_inherent)
-        alpha = scores_by_item(
-            batch["history_item"], lambda items: self.item_keys(features, items), query, self.num_items
+        return history_scores(
+            self.scorer, features, batch, target_inherent, lambda items: self.item_keys(features, items), self.num_items
         )
-        alpha = alpha + self.scorer.behavior_bias(features, batch["history_cross"], batch.get("history_size"))
-        return alpha.masked_fill(~batch["history_mask"].unsqueeze(1), float("-inf"))
 
     @torch.no_grad()
     def select(self, features, batch, target_inherent):

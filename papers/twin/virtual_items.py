@@ -10,7 +10,14 @@ import numpy as np
 import torch
 
 from common.errors import DatasetError
-from papers.twin.data import CROSS_FEATURES, LifelongData, LifelongSplit, completion_bucket_of_rate, time_since_bucket
+from papers.twin.data import (
+    CROSS_FEATURES,
+    LifelongData,
+    LifelongSplit,
+    completion_bucket_of_rate,
+    latest_window,
+    time_since_bucket,
+)
 from papers.twin.lifecycle import UserBehaviors
 
 CATEGORICAL = ("tab", "is_like", "is_follow")  # behavior_cross columns 1..3, taken from a cluster's representative
@@ -83,10 +90,7 @@ class VirtualItemSplit(LifelongSplit):
     def long_term_window(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
         history, length = self.history, self.history_length
         users = self.columns["user"][indices]
-        end, start = history.end[users], history.start[users]
-        positions = end[:, None] - length + np.arange(length)
-        valid = positions >= start[:, None]
-        positions = np.where(valid, positions, 0)
+        positions, valid = latest_window(history.start[users], history.end[users], length)
         column = history.columns
         since = self.columns["time_ms"][indices][:, None] - column["time_ms"][positions]
         cross = np.empty((len(indices), length, len(CROSS_FEATURES)), dtype=np.int32)
