@@ -69,14 +69,14 @@ def train(cfg: DictConfig, task, settings: TrainerConfig, run_dir: Path) -> dict
         result = trainer.fit(train_split, valid_split, test_split)
         if not context.is_main:
             return None
-        record = build_record(
-            cfg, task.model_name, task.dataset_name, result.metrics, time.perf_counter() - started, str(context.device)
-        )
+        metrics = task.record_metrics(result.metrics)
+        elapsed = time.perf_counter() - started
+        record = build_record(cfg, task.model_name, task.dataset_name, metrics, elapsed, str(context.device))
         write_record(record, run_dir)
         curves = plot_training_curves(result.history, run_dir / "training_curves.png")
         if curves:
             logger.log_images({"training_curves": curves})
-        logger.log_summary({f"test/{name}": value for name, value in result.metrics.items()})
+        logger.log_summary({f"test/{name}": value for name, value in metrics.items()})
         print(comparison_table(str(cfg.experiment), reported_path(str(cfg.paper)), record))
         print(f"run directory: {run_dir}")
         return record

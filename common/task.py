@@ -65,6 +65,11 @@ class PaperTask(ABC):
     @abstractmethod
     def metrics(self, outputs: dict[str, np.ndarray]) -> dict[str, float]: ...
 
+    def record_metrics(self, test_metrics: dict[str, float]) -> dict[str, float]:
+        """The metrics the run record keeps: the test metrics, plus any figure the task measured outside the
+        trainer's evaluation (e.g. a baseline trained in the same run)."""
+        return test_metrics
+
     def on_train_step(self, model: nn.Module, step: int) -> None:
         """Called after every optimizer step with the unwrapped model (e.g. to refresh a cache)."""
         return None

@@ -45,6 +45,7 @@ class TwinV2Task(TwinTask):
         require_choice(self.life_cycle.backend, BACKENDS, "life_cycle.backend")
         require_choice(self.life_cycle.clustering.method, METHODS, "life_cycle.clustering.method")
         self.clustering_metrics: dict[str, float] = {}
+        self.baseline_metrics: dict[str, float] = {}
 
     @property
     def model_name(self) -> str:
@@ -75,7 +76,9 @@ class TwinV2Task(TwinTask):
         if self.life_cycle.embeddings == "train":
             settings = typed_config(TrainerConfig, self.cfg.trainer, "trainer")
             trainer = Trainer(task, settings, int(self.cfg.seed), task.run_dir, NullLogger(), bool(self.cfg.resume))
-            model = trainer.fit(*task.make_splits(rows)).model
+            result = trainer.fit(*task.make_splits(rows))
+            self.baseline_metrics = result.metrics
+            model = result.model
         else:
             from common.checkpoint import load_checkpoint
 
@@ -106,3 +109,12 @@ class TwinV2Task(TwinTask):
 
     def metrics(self, outputs):
         return {**super().metrics(outputs), **self.clustering_metrics}
+
+    def record_metrics(self, test_metrics):
+        """Adds, when stage (1) trained TWIN in this run, that TWIN's test AUC and GAUC (the paper's baseline:
+        TWIN on the latest raw behaviors, same data and seed) and TWIN-V2's gain over it."""
+        if not self.baseline_metrics:
+            return test_metrics
+        baseline = {f"twin_{name}": self.baseline_metrics[name] for name in ("auc", "gauc")}
+        gains = {f"{name}_gain": test_metrics[name] - self.baseline_metrics[name] for name in ("auc", "gauc")}
+        return {**test_metrics, **baseline, **gains}
