@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -50,6 +51,10 @@ def test_twin_v2_smoke_run_clusters_and_trains_on_virtual_items(run_cli, tmp_pat
     assert sorted(path.name for path in (tmp_path / "clusters").iterdir())[0] == "shard_000000.npz"
     assert (tmp_path / "embedding_model" / "checkpoints" / "last.pt").is_file()
     assert "cluster users" in completed.stderr
+    metrics = record["metrics"]  # stage 1's TWIN is the paper's baseline, scored on the same test split
+    assert metrics["gauc_gain"] == pytest.approx(metrics["gauc"] - metrics["twin_gauc"])
+    assert metrics["auc_gain"] == pytest.approx(metrics["auc"] - metrics["twin_auc"])
+    assert "0.0024" in completed.stdout  # the reported GAUC gain, printed beside ours
 
 
 def test_experiment_selects_the_papers_experiment_config(run_cli, tmp_path):
@@ -125,9 +130,11 @@ def test_corrupt_data_file_is_named(run_cli, tmp_path):
     assert str(broken) in completed.stderr and "Traceback" not in completed.stderr
 
 
-def test_real_kuairand_layout_trains_end_to_end(run_cli, tmp_path):
+@pytest.mark.parametrize("paper", ["twin", "twin_v2"])
+def test_real_kuairand_layout_trains_end_to_end(run_cli, tmp_path, paper):
     completed = run_cli(
-        *SMOKE,
+        f"paper={paper}",
+        *SMOKE[1:],
         "data=kuairand",
         f"data.root={FIXTURES / 'kuairand_1k'}",
         "data.valid_days=2",
@@ -137,10 +144,13 @@ def test_real_kuairand_layout_trains_end_to_end(run_cli, tmp_path):
         "model.gsu_length=64",
         "model.esu_length=8",
         "model.short_length=4",
+        *(["life_cycle.embedding_length=64"] if paper == "twin_v2" else []),  # the life-cycle path's stage 1
         f"hydra.run.dir={tmp_path}",
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
-    assert read_record(tmp_path)["dataset"] == "kuairand"
+    record = read_record(tmp_path)
+    assert record["dataset"] == "kuairand" and record["paper"] == paper
+    assert paper == "twin" or 0 < record["metrics"]["compression"] < 1
 
 
 def final_parameters(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -161,6 +171,29 @@ def test_two_process_ddp_matches_one_process_on_the_same_global_batch(run_cli, t
     metrics_one, metrics_two = read_record(tmp_path / "single")["metrics"], read_record(tmp_path / "ddp")["metrics"]
     for name, value in metrics_one.items():  # evaluation gathered from both ranks covers every test sample
         assert metrics_two[name] == pytest.approx(value, abs=2e-3), name
+
+
+def test_twin_v2_under_ddp_matches_one_process_given_the_same_item_embeddings(run_cli, tmp_path):
+    """All three stages under torchrun: stage 1 and the clustering job run from the single-process run's TWIN
+    checkpoint, so both runs cluster the very same embeddings; TWIN-V2 then trains on the same global batches."""
+    steps = ("paper=twin_v2", *SMOKE[1:], "trainer.max_steps=4", "trainer.eval_every=0", "trainer.checkpoint_every=4")
+    single = run_cli(*steps, f"hydra.run.dir={tmp_path / 'single'}")
+    assert single.returncode == 0, single.stderr[-3000:]
+    embeddings = f"life_cycle.embeddings={tmp_path / 'single' / 'embedding_model' / 'checkpoints' / 'last.pt'}"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "run.py"]
+    double = run_cli(*steps, embeddings, f"hydra.run.dir={tmp_path / 'ddp'}", command=torchrun)
+    assert double.returncode == 0, double.stderr[-3000:]
+    shards = sorted((tmp_path / "ddp" / "clusters").glob("shard_*.npz"))
+    assert [path.name for path in shards] == sorted(path.name for path in (tmp_path / "single" / "clusters").iterdir())
+    for shard in shards:  # the very same virtual items
+        with np.load(shard) as ddp, np.load(tmp_path / "single" / "clusters" / shard.name) as single_process:
+            assert all(np.array_equal(ddp[name], single_process[name]) for name in single_process.files)
+    one, two = final_parameters(tmp_path / "single"), final_parameters(tmp_path / "ddp")
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], rtol=1e-3, atol=1e-4, msg=name)
+    metrics_one, metrics_two = read_record(tmp_path / "single")["metrics"], read_record(tmp_path / "ddp")["metrics"]
+    for name in ("auc", "gauc", "compression", "cluster_distance"):
+        assert metrics_two[name] == pytest.approx(metrics_one[name], abs=2e-3), name
 
 
 def test_killed_run_resumes_to_the_same_final_metrics(run_cli, tmp_path, cache_dir):
