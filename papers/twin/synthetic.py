@@ -8,19 +8,22 @@ liked each past item. Deterministic given the seed; cached on disk by its parame
 
 from __future__ import annotations
 
-import hashlib
-import json
-import shutil
-import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from common.data.kuairand import LOG_COLUMNS
+from common.data.kuairand_writer import (
+    ensure_generated,
+    log_frame,
+    user_feature_frame,
+    video_feature_frame,
+    write_log_files,
+)
 
 VERSION_TAG = "synthetic"
 HISTORY_START = datetime(2021, 4, 23, tzinfo=timezone(timedelta(hours=8)))
@@ -53,9 +56,6 @@ class SyntheticLifelongConfig:
     item_bias_std: float = 0.3
     nonclick_history_share: float = 0.05
     seed: int = 0
-
-    def fingerprint(self) -> str:
-        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
 
 
 @dataclass
@@ -187,76 +187,24 @@ def _user_logs(user_id: int, config: SyntheticLifelongConfig, catalogue: ItemCat
 
 
 def _log_frame(rows: dict[str, np.ndarray], catalogue: ItemCatalogue, rng: np.random.Generator) -> pd.DataFrame:
-    stamps = pd.to_datetime(HISTORY_START) + pd.to_timedelta(rows["seconds"], unit="s")
     n = len(rows["video"])
-    frame = pd.DataFrame(
-        {
-            "user_id": rows["user_id"],
-            "video_id": rows["video"],
-            "date": stamps.strftime("%Y%m%d").astype(int),
-            "hourmin": (stamps.hour * 100 + stamps.minute).astype(int),
-            "time_ms": (stamps.asi8 // 1_000_000).astype(np.int64),
-            "is_click": rows["is_click"],
-            "is_like": rows["is_like"],
-            "is_follow": rows["is_follow"],
-            "is_comment": rows["is_comment"],
-            "is_forward": rows["is_forward"],
-            "is_hate": rows["is_hate"],
-            "long_view": rows["long_view"],
-            "play_time_ms": rows["play_time_ms"],
-            "duration_ms": catalogue.duration_ms[rows["video"]],
-            "profile_stay_time": rows["is_profile_enter"] * rng.integers(1_000, 20_000, n),
-            "comment_stay_time": rows["is_comment"] * rng.integers(1_000, 30_000, n),
-            "is_profile_enter": rows["is_profile_enter"],
-            "is_rand": np.zeros(n, dtype=np.int64),
-            "tab": rng.choice(TABS, n, p=TAB_PROBABILITIES),
-        }
-    )
-    return frame[list(LOG_COLUMNS)]
-
-
-def _video_frame(catalogue: ItemCatalogue, rng: np.random.Generator) -> pd.DataFrame:
-    n = len(catalogue.topic)
-    upload = pd.to_datetime(HISTORY_START) - pd.to_timedelta(rng.integers(0, 700, n), unit="D")
-    return pd.DataFrame(
-        {
-            "video_id": np.arange(n),
-            "author_id": catalogue.author,
-            "video_type": rng.choice(["NORMAL", "AD"], n, p=[0.97, 0.03]),
-            "upload_dt": upload.strftime("%Y-%m-%d"),
-            "upload_type": rng.choice(["ShortImport", "Web", "Kmovie"], n),
-            "visible_status": "public",
-            "video_duration": catalogue.duration_ms.astype(float),
-            "server_width": 720,
-            "server_height": 1280,
-            "music_id": rng.integers(0, 5_000, n),
-            "music_type": rng.choice([4, 7, 9], n),
-            "tag": catalogue.tag,
-        }
-    )
-
-
-def _user_frame(num_users: int, rng: np.random.Generator) -> pd.DataFrame:
-    frame = pd.DataFrame(
-        {
-            "user_id": np.arange(num_users),
-            "user_active_degree": rng.choice(["full_active", "high_active", "middle_active"], num_users),
-            "is_lowactive_period": 0,
-            "is_live_streamer": (rng.random(num_users) < 0.05).astype(int),
-            "is_video_author": (rng.random(num_users) < 0.2).astype(int),
-            "follow_user_num": rng.integers(0, 500, num_users),
-            "follow_user_num_range": rng.choice(["0", "(0,10]", "(10,50]", "(50,100]", "(100,150]"], num_users),
-            "fans_user_num": rng.integers(0, 200, num_users),
-            "fans_user_num_range": rng.choice(["0", "[1,10)", "[10,100)"], num_users),
-            "friend_user_num": rng.integers(0, 50, num_users),
-            "friend_user_num_range": rng.choice(["0", "[1,5)", "[5,30)"], num_users),
-            "register_days": rng.integers(30, 2_000, num_users),
-            "register_days_range": rng.choice(["31-60", "61-90", "91-180", "181-365", "366-730", "730+"], num_users),
-        }
-    )
-    for index in range(18):
-        frame[f"onehot_feat{index}"] = rng.integers(0, 10, num_users)
-    return frame
+    profile_stay_time = rows["is_profile_enter"] * rng.integers(1_000, 20_000, n)
+    comment_stay_time = rows["is_comment"] * rng.integers(1_000, 30_000, n)
+    tab = rng.choice(TABS, n, p=TAB_PROBABILITIES)
+    feedback = ("is_click", "is_like", "is_follow", "is_comment", "is_forward", "is_hate", "long_view")
+    columns = {
+        "user_id": rows["user_id"],
+        "video_id": rows["video"],
+        **{name: rows[name] for name in feedback},
+        "play_time_ms": rows["play_time_ms"],
+        "duration_ms": catalogue.duration_ms[rows["video"]],
+        "profile_stay_time": profile_stay_time,
+        "comment_stay_time": comment_stay_time,
+        "is_profile_enter": rows["is_profile_enter"],
+        "is_rand": np.zeros(n, dtype=np.int64),
+        "tab": tab,
+    }
+    return log_frame(HISTORY_START, rows["seconds"], columns)
 
 
 def write_dataset(config: SyntheticLifelongConfig, folder: Path, progress: bool = True) -> None:
@@ -267,16 +215,11 @@ def write_dataset(config: SyntheticLifelongConfig, folder: Path, progress: bool 
     parts = [_user_logs(u, config, catalogue, rng) for u in tqdm(users, desc="generate users", disable=not progress)]
     rows = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
     logs = _log_frame(rows, catalogue, rng)
-    sample_start = (HISTORY_START + timedelta(days=config.history_days)).strftime("%Y%m%d")
-    history_end = (HISTORY_START + timedelta(days=config.history_days - 1)).strftime("%Y_%m_%d")
-    sample_end = (HISTORY_START + timedelta(days=config.history_days + config.sample_days - 1)).strftime("%Y_%m_%d")
-    is_history = logs["date"] < int(sample_start)
-    first = HISTORY_START.strftime("%Y_%m_%d")
-    second = (HISTORY_START + timedelta(days=config.history_days)).strftime("%Y_%m_%d")
-    logs[is_history].to_csv(folder / f"log_standard_{first}_to_{history_end}_{VERSION_TAG}.csv", index=False)
-    logs[~is_history].to_csv(folder / f"log_standard_{second}_to_{sample_end}_{VERSION_TAG}.csv", index=False)
-    _video_frame(catalogue, rng).to_csv(folder / f"video_features_basic_{VERSION_TAG}.csv", index=False)
-    _user_frame(config.num_users, rng).to_csv(folder / f"user_features_{VERSION_TAG}.csv", index=False)
+    total_days = config.history_days + config.sample_days
+    write_log_files(folder, logs, HISTORY_START, config.history_days, total_days, VERSION_TAG)
+    videos = video_feature_frame(catalogue.author, catalogue.tag, catalogue.duration_ms, HISTORY_START, rng)
+    videos.to_csv(folder / f"video_features_basic_{VERSION_TAG}.csv", index=False)
+    user_feature_frame(config.num_users, rng).to_csv(folder / f"user_features_{VERSION_TAG}.csv", index=False)
 
 
 def sample_period_start(config: SyntheticLifelongConfig) -> int:
@@ -285,19 +228,5 @@ def sample_period_start(config: SyntheticLifelongConfig) -> int:
 
 
 def ensure_dataset(config: SyntheticLifelongConfig, cache_dir: Path, progress: bool = True) -> Path:
-    """The dataset's folder under `cache_dir`, generating it first if absent (atomically, by renaming)."""
-    folder = Path(cache_dir).expanduser() / f"synthetic_lifelong_{config.fingerprint()}"
-    if (folder / "generator.json").is_file():
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    try:
-        write_dataset(config, staging, progress)
-        (staging / "generator.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
-        staging.rename(folder)
-    except OSError:
-        if not (folder / "generator.json").is_file():
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return folder
+    """The dataset's folder under `cache_dir`, generating it first if absent."""
+    return ensure_generated("synthetic_lifelong", config, cache_dir, partial(write_dataset, config, progress=progress))
