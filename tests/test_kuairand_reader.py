@@ -5,9 +5,9 @@ import shutil
 import numpy as np
 import pytest
 
-from common.data.kuairand import LOG_COLUMNS, read_kuairand
+from common.data.kuairand import LOG_COLUMNS, read_kuairand, split_by_day
 from common.errors import DatasetError
-from papers.twin.data import CROSS_FEATURES, LifelongSplit, build_lifelong_data, split_by_day
+from papers.twin.data import CROSS_FEATURES, LifelongSplit, build_lifelong_data
 from tests.conftest import FIXTURES
 
 CARD = "data_cards/kuairand.md"
@@ -70,7 +70,7 @@ def test_batch_window_is_left_padded_with_the_latest_behaviors_last():
 
 def test_split_by_day_puts_the_last_days_in_test():
     data = build_lifelong_data(read_kuairand(KUAIRAND, "1k", CARD), 20220422, ["user_active_degree"])
-    rows = split_by_day(data.samples, valid_days=1, test_days=2)
+    rows = split_by_day(data.samples["date"].to_numpy(), valid_days=1, test_days=2)
     dates = data.samples["date"].to_numpy()
     assert dates[rows["train"]].max() < dates[rows["valid"]].min() <= dates[rows["valid"]].max()
     assert dates[rows["valid"]].max() < dates[rows["test"]].min()

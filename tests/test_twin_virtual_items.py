@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from common.data.kuairand import read_kuairand
+from common.data.kuairand import read_kuairand, split_by_day
 from common.errors import DatasetError
 from papers.twin.clustering import ClusteringConfig
-from papers.twin.data import build_lifelong_data, split_by_day
+from papers.twin.data import build_lifelong_data
 from papers.twin.lifecycle import ClusteringJob, read_virtual_items
 from papers.twin.model import LifelongCTRModel, TwinModelConfig
 from papers.twin.synthetic import SyntheticLifelongConfig, ensure_dataset, sample_period_start
@@ -43,7 +43,7 @@ def test_every_behavior_before_the_cutoff_is_in_exactly_one_virtual_item(life_cy
 
 def test_window_holds_the_users_virtual_items_with_sizes(life_cycle):
     data, _, history = life_cycle
-    rows = split_by_day(data.samples, 1, 1)["train"]
+    rows = split_by_day(data.samples["date"].to_numpy(), 1, 1)["train"]
     split = VirtualItemSplit(data, rows, history_length=200, recent_length=20, history=history)
     batch = split.batch(np.arange(16))
     users = data.samples["user"].to_numpy()[rows][:16]

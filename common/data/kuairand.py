@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from common.errors import DatasetError
@@ -102,3 +103,103 @@ def read_kuairand(root: Path, version: str, data_card: str, include_random: bool
     videos = _read_csv(files["video features"][0], VIDEO_BASIC_COLUMNS, data_card)
     users = _read_csv(files["user features"][0], USER_KEY_COLUMNS, data_card)
     return KuaiRandTables(logs=logs, videos=videos, users=users, version=version)
+
+
+# Indexing shared by every paper that reads KuaiRand: dense ids, item attributes, user features, labels, days.
+
+DURATION_BUCKETS = 20  # half-octaves of seconds
+TASK_COLUMNS = ("is_click", "long_view", "is_like", "is_follow", "is_forward", "is_comment", "is_hate")
+
+
+def dense_codes(values: pd.Series) -> tuple[np.ndarray, int]:
+    """Dense codes 1..K for the distinct values (0 is reserved for padding/unknown), and K + 1."""
+    codes, uniques = pd.factorize(values, sort=True)
+    return codes.astype(np.int64) + 1, len(uniques) + 1
+
+
+def duration_bucket(duration_ms: np.ndarray) -> np.ndarray:
+    seconds = np.maximum(np.nan_to_num(duration_ms.astype(float), nan=0.0), 0) / 1000.0
+    return np.clip(np.floor(2 * np.log2(seconds + 1)), 0, DURATION_BUCKETS - 2).astype(np.int64) + 1
+
+
+@dataclass
+class KuaiRandIndex:
+    """Dense indices 1..K (0: unknown) of users and videos for every log row, each item's author, first tag
+    and duration bucket, and each user's categorical features; sizes include the 0 index."""
+
+    user: np.ndarray  # [log rows]
+    item: np.ndarray  # [log rows]
+    num_users: int
+    num_items: int
+    item_author: np.ndarray  # [num_items]
+    item_tag: np.ndarray
+    item_duration: np.ndarray
+    authors: int
+    tags: int
+    user_features: np.ndarray  # [num_users, F]
+    user_feature_sizes: tuple[int, ...]
+
+
+def index_kuairand(tables: KuaiRandTables, user_feature_columns: list[str]) -> KuaiRandIndex:
+    logs, videos, users = tables.logs, tables.videos, tables.users
+    all_video_ids = pd.Index(np.union1d(videos["video_id"].to_numpy(), logs["video_id"].to_numpy()))
+    item_of_video = pd.Series(np.arange(1, len(all_video_ids) + 1), index=all_video_ids)
+    video_rows = item_of_video.loc[videos["video_id"]].to_numpy()
+    num_items = len(all_video_ids) + 1
+    item_author = np.zeros(num_items, dtype=np.int64)
+    item_tag = np.zeros(num_items, dtype=np.int64)
+    item_duration = np.zeros(num_items, dtype=np.int64)
+    item_author[video_rows], authors = dense_codes(videos["author_id"])
+    first_tag = videos["tag"].astype(str).str.split(",").str[0].replace({"nan": np.nan})
+    item_tag[video_rows], tags = dense_codes(first_tag)
+    item_tag[video_rows[first_tag.isna().to_numpy()]] = 0
+    item_duration[video_rows] = duration_bucket(videos["video_duration"].to_numpy())
+
+    missing = [column for column in user_feature_columns if column not in users.columns]
+    if missing:
+        raise DatasetError(f"user features file lacks the configured columns {missing}; it has {list(users.columns)}")
+    all_user_ids = pd.Index(np.union1d(users["user_id"].to_numpy(), logs["user_id"].to_numpy()))
+    user_of_id = pd.Series(np.arange(1, len(all_user_ids) + 1), index=all_user_ids)
+    user_features = np.zeros((len(all_user_ids) + 1, len(user_feature_columns)), dtype=np.int64)
+    feature_sizes = []
+    for column_index, column in enumerate(user_feature_columns):
+        codes, size = dense_codes(users[column].astype(str))
+        user_features[user_of_id.loc[users["user_id"]].to_numpy(), column_index] = codes
+        feature_sizes.append(size)
+    return KuaiRandIndex(
+        user=user_of_id.loc[logs["user_id"]].to_numpy(),
+        item=item_of_video.loc[logs["video_id"]].to_numpy(),
+        num_users=len(all_user_ids) + 1,
+        num_items=num_items,
+        item_author=item_author,
+        item_tag=item_tag,
+        item_duration=item_duration,
+        authors=authors,
+        tags=tags,
+        user_features=user_features,
+        user_feature_sizes=tuple(feature_sizes),
+    )
+
+
+def task_labels(logs: pd.DataFrame, tasks: list[str]) -> np.ndarray:
+    """[log rows, tasks] 0/1 labels from KuaiRand's feedback columns."""
+    unknown = [task for task in tasks if task not in TASK_COLUMNS]
+    if unknown or not tasks:
+        raise DatasetError(f"data.tasks={list(tasks)}: each task must be one of {', '.join(TASK_COLUMNS)}.")
+    return np.clip(logs[list(tasks)].to_numpy(), 0, 1).astype(np.float32)
+
+
+def split_by_day(dates: np.ndarray, valid_days: int, test_days: int) -> dict[str, np.ndarray]:
+    """Row indices of the train, valid and test samples: test = the last days, valid = the days before."""
+    days = np.unique(dates)
+    if len(days) < valid_days + test_days + 1:
+        raise DatasetError(
+            f"the sample period has {len(days)} days but data.valid_days={valid_days} and "
+            f"data.test_days={test_days} need at least {valid_days + test_days + 1}."
+        )
+    test_start, valid_start = days[-test_days], days[-test_days - valid_days]
+    return {
+        "train": np.flatnonzero(dates < valid_start),
+        "valid": np.flatnonzero((dates >= valid_start) & (dates < test_start)),
+        "test": np.flatnonzero(dates >= test_start),
+    }

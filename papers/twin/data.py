@@ -13,14 +13,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from common.data.kuairand import KuaiRandTables
+from common.data.kuairand import DURATION_BUCKETS, KuaiRandTables, dense_codes, index_kuairand
 from common.errors import DatasetError
 
 TIME_KEY_SHIFT = 42  # time_ms < 2**42 (year 2109), so user * 2**42 + time_ms sorts by user, then time
 CROSS_FEATURES = ("time_since", "completion", "tab", "is_like", "is_follow")
 TIME_SINCE_BUCKETS = 18  # log2 of hours since the behavior
 COMPLETION_BUCKETS = 12  # play time / duration in steps of 0.25, capped
-DURATION_BUCKETS = 20  # half-octaves of seconds
 
 
 @dataclass
@@ -53,17 +52,6 @@ class LifelongData:
     user_features: np.ndarray  # [num_users + 1, F]
 
 
-def _codes(values: pd.Series) -> tuple[np.ndarray, int]:
-    """Dense codes 1..K for the distinct values (0 is reserved for padding/unknown)."""
-    codes, uniques = pd.factorize(values, sort=True)
-    return codes.astype(np.int64) + 1, len(uniques) + 1
-
-
-def duration_bucket(duration_ms: np.ndarray) -> np.ndarray:
-    seconds = np.maximum(np.nan_to_num(duration_ms.astype(float), nan=0.0), 0) / 1000.0
-    return np.clip(np.floor(2 * np.log2(seconds + 1)), 0, DURATION_BUCKETS - 2).astype(np.int64) + 1
-
-
 def completion_rate(play_time_ms: np.ndarray, duration_ms: np.ndarray) -> np.ndarray:
     return play_time_ms / np.maximum(duration_ms, 1)
 
@@ -84,37 +72,11 @@ def time_since_bucket(milliseconds: np.ndarray) -> np.ndarray:
 def build_lifelong_data(
     tables: KuaiRandTables, sample_start_date: int, user_feature_columns: list[str]
 ) -> LifelongData:
-    logs, videos = tables.logs, tables.videos
-    all_video_ids = pd.Index(np.union1d(videos["video_id"].to_numpy(), logs["video_id"].to_numpy()))
-    item_of_video = pd.Series(np.arange(1, len(all_video_ids) + 1), index=all_video_ids)
-    video_rows = item_of_video.loc[videos["video_id"]].to_numpy()
-    num_items = len(all_video_ids) + 1
-    item_author = np.zeros(num_items, dtype=np.int64)
-    item_tag = np.zeros(num_items, dtype=np.int64)
-    item_duration = np.zeros(num_items, dtype=np.int64)
-    item_author[video_rows], authors = _codes(videos["author_id"])
-    first_tag = videos["tag"].astype(str).str.split(",").str[0].replace({"nan": np.nan})
-    item_tag[video_rows], tags = _codes(first_tag)
-    item_tag[video_rows[first_tag.isna().to_numpy()]] = 0
-    item_duration[video_rows] = duration_bucket(videos["video_duration"].to_numpy())
-
-    users = tables.users
-    missing = [column for column in user_feature_columns if column not in users.columns]
-    if missing:
-        raise DatasetError(f"user features file lacks the configured columns {missing}; it has {list(users.columns)}")
-    all_user_ids = pd.Index(np.union1d(users["user_id"].to_numpy(), logs["user_id"].to_numpy()))
-    user_of_id = pd.Series(np.arange(1, len(all_user_ids) + 1), index=all_user_ids)
-    user_features = np.zeros((len(all_user_ids) + 1, len(user_feature_columns)), dtype=np.int64)
-    feature_sizes = []
-    for column_index, column in enumerate(user_feature_columns):
-        codes, size = _codes(users[column].astype(str))
-        user_features[user_of_id.loc[users["user_id"]].to_numpy(), column_index] = codes
-        feature_sizes.append(size)
-
-    user = user_of_id.loc[logs["user_id"]].to_numpy()
-    item = item_of_video.loc[logs["video_id"]].to_numpy()
+    logs = tables.logs
+    index = index_kuairand(tables, user_feature_columns)
+    user, item = index.user, index.item
     time_ms = logs["time_ms"].to_numpy(np.int64)
-    tab_codes, tabs = _codes(logs["tab"])
+    tab_codes, tabs = dense_codes(logs["tab"])
     clicked = logs["is_click"].to_numpy() == 1
     behavior_key = (user[clicked] << TIME_KEY_SHIFT) + time_ms[clicked]
     play_time, duration = logs["play_time_ms"].to_numpy()[clicked], logs["duration_ms"].to_numpy()[clicked]
@@ -148,45 +110,28 @@ def build_lifelong_data(
         }
     )
     vocabulary = Vocabulary(
-        items=num_items,
-        authors=authors,
-        tags=tags,
+        items=index.num_items,
+        authors=index.authors,
+        tags=index.tags,
         durations=DURATION_BUCKETS,
-        users=len(all_user_ids) + 1,
-        user_features=tuple(feature_sizes),
+        users=index.num_users,
+        user_features=index.user_feature_sizes,
         tabs=tabs,
         cross=(TIME_SINCE_BUCKETS, COMPLETION_BUCKETS, tabs, 3, 3),
     )
     return LifelongData(
         vocabulary=vocabulary,
-        item_author=item_author,
-        item_tag=item_tag,
-        item_duration=item_duration,
+        item_author=index.item_author,
+        item_tag=index.item_tag,
+        item_duration=index.item_duration,
         behavior_item=item[clicked].astype(np.int32),
         behavior_time=time_ms[clicked],
         behavior_cross=behavior_cross.astype(np.int32),
         behavior_user=user[clicked],
         behavior_completion=completion_rate(play_time, duration).astype(np.float64),
         samples=samples,
-        user_features=user_features,
+        user_features=index.user_features,
     )
-
-
-def split_by_day(samples: pd.DataFrame, valid_days: int, test_days: int) -> dict[str, np.ndarray]:
-    """Row indices of the train, valid and test samples: test = the last days, valid = the days before."""
-    days = np.sort(samples["date"].unique())
-    if len(days) < valid_days + test_days + 1:
-        raise DatasetError(
-            f"the sample period has {len(days)} days but data.valid_days={valid_days} and "
-            f"data.test_days={test_days} need at least {valid_days + test_days + 1}."
-        )
-    test_start, valid_start = days[-test_days], days[-test_days - valid_days]
-    date = samples["date"].to_numpy()
-    return {
-        "train": np.flatnonzero(date < valid_start),
-        "valid": np.flatnonzero((date >= valid_start) & (date < test_start)),
-        "test": np.flatnonzero(date >= test_start),
-    }
 
 
 def latest_window(start: np.ndarray, end: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:

@@ -10,11 +10,11 @@ import torch
 from torch import nn
 
 from common.config import require_choice, typed_config
-from common.data.kuairand import read_kuairand
+from common.data.kuairand import read_kuairand, split_by_day
 from common.errors import DatasetError
 from common.metrics import auc, gauc, logloss
 from common.task import PaperTask
-from papers.twin.data import LifelongData, LifelongSplit, build_lifelong_data, split_by_day
+from papers.twin.data import LifelongData, LifelongSplit, build_lifelong_data
 from papers.twin.model import LifelongCTRModel, TwinModelConfig, click_loss
 from papers.twin.retrieval import ConsistencyPreservedGSU
 from papers.twin.synthetic import SyntheticLifelongConfig, ensure_dataset, sample_period_start
@@ -81,7 +81,7 @@ class TwinTask(PaperTask):
         if start is None:
             start = sample_period_start(config.generator) if config.name == "synthetic_lifelong" else 20220422
         self.data = build_lifelong_data(tables, start, config.user_feature_columns)
-        return split_by_day(self.data.samples, config.valid_days, config.test_days)
+        return split_by_day(self.data.samples["date"].to_numpy(), config.valid_days, config.test_days)
 
     def make_splits(self, rows: dict[str, np.ndarray]) -> tuple[LifelongSplit, ...]:
         lengths = (self.model_config.gsu_length, self.model_config.short_length)
