@@ -13,7 +13,7 @@ import math
 import operator
 import statistics
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -50,6 +50,7 @@ class ReportedRow:
     metrics: dict[str, float]
     source: str
     experiment: str
+    ours: tuple[str, ...] = ()  # which of our metrics to show (default: the paper's, else all of ours)
 
 
 @dataclass(frozen=True)
@@ -61,10 +62,24 @@ class Claim:
 
 
 @dataclass(frozen=True)
+class Grid:
+    """Our per-cell results side by side: one row per metric (e.g. a domain × task GAUC), one column per
+    experiment; the best value of each row is marked, and the last rows count, per experiment, the cells where
+    it is best and where it beats `reference`."""
+
+    id: str
+    title: str
+    metrics: list[str]
+    experiments: list[str]
+    reference: str
+
+
+@dataclass(frozen=True)
 class Reported:
     paper: str
     rows: list[ReportedRow]
     claims: list[Claim]
+    grids: list[Grid] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -118,7 +133,25 @@ def load_reported(path: Path) -> Reported:
     duplicates = sorted({claim_id for claim_id in ids if ids.count(claim_id) > 1})
     if duplicates:
         raise TableError(f"{path}: claim ids must be unique; repeated: {', '.join(duplicates)}.")
-    return Reported(paper=data["paper"], rows=rows, claims=parsed_claims)
+    grids = [_parse_grid(path, i, raw) for i, raw in enumerate(data.get("grids") or [])]
+    return Reported(paper=data["paper"], rows=rows, claims=parsed_claims, grids=grids)
+
+
+def _parse_grid(path: Path, index: int, raw: object) -> Grid:
+    rule = "each grid is a mapping with id and title (text), metrics and experiments (lists of names), reference"
+    where = _entry_location(path, "grids", index, raw, "title", rule)
+    names_ok = all(
+        isinstance(raw.get(key), list) and raw[key] and all(_is_text(name) for name in raw[key])
+        for key in ("metrics", "experiments")
+    )
+    keys_ok = set(raw) == {"id", "title", "metrics", "experiments", "reference"}
+    if not keys_ok or not names_ok or not _is_text(raw["title"]) or not str(raw["id"]).isidentifier():
+        raise TableError(f"{where} is {raw!r}; {rule}.")
+    if raw["reference"] not in raw["experiments"]:
+        raise TableError(
+            f"{where}: reference {raw['reference']!r} must be one of its experiments {raw['experiments']}."
+        )
+    return Grid(**raw)
 
 
 def _entry_location(path: Path, section: str, index: int, raw: object, label: str, rule: str) -> str:
@@ -130,10 +163,13 @@ def _entry_location(path: Path, section: str, index: int, raw: object, label: st
 
 
 def _parse_row(path: Path, index: int, raw: object) -> ReportedRow:
-    rule = f"each row is a mapping with keys {', '.join(ROW_KEYS)} (metrics may be {{}}; the rest is text)"
+    rule = (
+        f"each row is a mapping with keys {', '.join(ROW_KEYS)} (metrics may be {{}}; the rest is text) and "
+        "optionally ours (the metric names of ours to show)"
+    )
     where = _entry_location(path, "rows", index, raw, "row", rule)
     missing = [key for key in ROW_KEYS if key not in raw]
-    unknown = sorted(str(key) for key in raw if key not in ROW_KEYS)
+    unknown = sorted(str(key) for key in raw if key not in ROW_KEYS and key != "ours")
     if missing or unknown:
         raise TableError(f"{where} lacks keys {missing} / has unknown keys {unknown}; {rule}.")
     for key in ROW_KEYS:
@@ -144,8 +180,11 @@ def _parse_row(path: Path, index: int, raw: object) -> ReportedRow:
         isinstance(name, str) and _is_number(value) for name, value in metrics.items()
     ):
         raise TableError(f"{where} has metrics={metrics!r}; metrics must map metric names to numbers.")
+    ours = raw.get("ours", [])
+    if not isinstance(ours, list) or not all(_is_text(name) for name in ours):
+        raise TableError(f"{where} has ours={ours!r}; ours (optional) lists metric names.")
     fields = {key: raw[key] for key in ROW_KEYS if key != "metrics"}
-    return ReportedRow(metrics={name: float(value) for name, value in metrics.items()}, **fields)
+    return ReportedRow(metrics={name: float(value) for name, value in metrics.items()}, ours=tuple(ours), **fields)
 
 
 def _parse_claim(path: Path, index: int, raw: object) -> Claim:
@@ -341,7 +380,7 @@ def _ours(row: ReportedRow, summary: ExperimentSummary | None) -> str:
     if summary is None:
         return "not run"
     parts = []
-    for name in row.metrics or summary.metrics:
+    for name in row.metrics or row.ours or summary.metrics:
         stats = summary.metrics.get(name)
         if stats is None:
             parts.append(f"{name} —")
@@ -375,10 +414,13 @@ def render_markdown(paper_key: str, reported: Reported, summaries: Mapping[str, 
             datasets = ", ".join(summary.datasets) if summary else "—"
             cells = [row.row, f"`{row.experiment}`", row.dataset, paper, _ours(row, summary), datasets]
             lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
+    for grid in reported.grids:
+        lines += ["", *render_grid(grid, summaries)]
     if reported.claims:
         lines += ["", "## Claims", "", "| Claim | Check | Our values | Verdict |", "|---|---|---|---|"]
+        counted = with_grid_counts(reported.grids, summaries)
         for claim in reported.claims:
-            result = evaluate_claim(claim.check, summaries)
+            result = evaluate_claim(claim.check, counted)
             shown = [f"{key} = {_number(value)}" for key, value in result.values.items()]
             shown += [f"{key} = not run" for key in result.missing]
             verdict = f"**{result.verdict}**"
@@ -390,6 +432,64 @@ def render_markdown(paper_key: str, reported: Reported, summaries: Mapping[str, 
     if sources:
         lines += ["", "## Sources", ""] + [f"- {_cell(source)}" for source in sources]
     return "\n".join(lines) + "\n"
+
+
+def _grid_values(grid: Grid, summaries: Mapping[str, ExperimentSummary]) -> dict[str, dict[str, float | None]]:
+    """metric -> experiment -> mean over seeds (None: not run)."""
+
+    def mean(metric: str, experiment: str) -> float | None:
+        summary = summaries.get(experiment)
+        stats = summary.metrics.get(metric) if summary else None
+        return stats.mean if stats else None
+
+    return {
+        metric: {experiment: mean(metric, experiment) for experiment in grid.experiments} for metric in grid.metrics
+    }
+
+
+def grid_counts(grid: Grid, summaries: Mapping[str, ExperimentSummary]) -> dict[str, dict[str, int]]:
+    """Per experiment, the cells where it is best (`best`) and where it beats the grid's reference (`above`)."""
+    counts = {"best": dict.fromkeys(grid.experiments, 0), "above": dict.fromkeys(grid.experiments, 0)}
+    for values in _grid_values(grid, summaries).values():
+        known = [value for value in values.values() if value is not None]
+        reference = values[grid.reference]
+        for experiment, value in values.items():
+            if value is not None:
+                counts["best"][experiment] += value == max(known)
+                counts["above"][experiment] += reference is not None and value > reference
+    return counts
+
+
+def with_grid_counts(grids: list[Grid], summaries: Mapping[str, ExperimentSummary]) -> dict[str, ExperimentSummary]:
+    """The summaries, plus each grid's counts as metrics `<grid id>_best` and `<grid id>_above` of every run
+    experiment, so that claims can check them."""
+    extended = dict(summaries)
+    for grid in grids:
+        for kind, per_experiment in grid_counts(grid, summaries).items():
+            for experiment, count in per_experiment.items():
+                if experiment in extended:
+                    summary = extended[experiment]
+                    stats = MetricStats(mean=float(count), std=0.0, n=summary.n)
+                    extended[experiment] = replace(summary, metrics={**summary.metrics, f"{grid.id}_{kind}": stats})
+    return extended
+
+
+def render_grid(grid: Grid, summaries: Mapping[str, ExperimentSummary]) -> list[str]:
+    """A grid's markdown lines: means over seeds, the best of each row in bold, then the cell counts."""
+    header = ["cell", *(f"`{experiment}`" for experiment in grid.experiments)]
+    lines = [f"## {_cell(grid.title)}", "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    for metric, values in _grid_values(grid, summaries).items():
+        known = [value for value in values.values() if value is not None]
+        cells = [metric] + [
+            "not run" if value is None else f"**{_number(value)}**" if value == max(known) else _number(value)
+            for value in values.values()
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    counts = grid_counts(grid, summaries)
+    labels = {"best": f"best in (cells; `{grid.id}_best`)", "above": f"above `{grid.reference}` (`{grid.id}_above`)"}
+    for kind, label in labels.items():
+        lines.append(f"| {label} | " + " | ".join(str(counts[kind][e]) for e in grid.experiments) + " |")
+    return lines
 
 
 def render_paper_tables(paper_key: str, reported_path: Path, results_dir: Path) -> str:

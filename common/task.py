@@ -76,3 +76,13 @@ class PaperTask(ABC):
 
     def bench(self) -> list[BenchFigure]:
         raise NotImplementedError(f"{type(self).__name__} has no benchmarks")
+
+
+def embedding_and_dense_groups(model: nn.Module) -> dict[str, list[nn.Parameter]]:
+    """Parameters of embedding tables apart from the dense layers' (AdaGrad and Adam in the recsys papers)."""
+    embedding_ids = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    parameters = list(model.parameters())
+    return {
+        "embedding": [p for p in parameters if id(p) in embedding_ids],
+        "dense": [p for p in parameters if id(p) not in embedding_ids],
+    }

@@ -10,6 +10,7 @@ from common.errors import ConfigError
 PAPERS: dict[str, str] = {
     "twin": "papers.twin.task:TwinTask",
     "twin_v2": "papers.twin.task_v2:TwinV2Task",
+    "pepnet": "papers.pepnet.task:PEPNetTask",
 }
 
 

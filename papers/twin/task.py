@@ -13,7 +13,7 @@ from common.config import require_choice, typed_config
 from common.data.kuairand import read_kuairand, split_by_day
 from common.errors import DatasetError
 from common.metrics import auc, gauc, logloss
-from common.task import PaperTask
+from common.task import PaperTask, embedding_and_dense_groups
 from papers.twin.data import LifelongData, LifelongSplit, build_lifelong_data
 from papers.twin.model import LifelongCTRModel, TwinModelConfig, click_loss
 from papers.twin.retrieval import ConsistencyPreservedGSU
@@ -93,13 +93,7 @@ class TwinTask(PaperTask):
         return LifelongCTRModel(self.model_config, data.vocabulary, tables)
 
     def parameter_groups(self, model: nn.Module) -> dict[str, list[nn.Parameter]]:
-        """Embeddings (AdaGrad in the paper) apart from dense layers (Adam)."""
-        embedding_ids = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
-        parameters = list(model.parameters())
-        return {
-            "embedding": [p for p in parameters if id(p) in embedding_ids],
-            "dense": [p for p in parameters if id(p) not in embedding_ids],
-        }
+        return embedding_and_dense_groups(model)
 
     def loss(self, model, batch):
         logits, auxiliary = model(batch)

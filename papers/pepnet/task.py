@@ -1,0 +1,121 @@
+"""PEPNet's task for the shared runner: multi-domain, multi-task data, the model, summed BCE, and AUC/GAUC
+per domain × task."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from common.config import require_choice, typed_config
+from common.data.kuairand import read_kuairand, split_by_day
+from common.errors import DatasetError
+from common.metrics.multitask import domain_task_metrics
+from common.task import PaperTask, embedding_and_dense_groups
+from papers.pepnet.data import MultiDomainData, MultiDomainSplit, build_multidomain_data
+from papers.pepnet.model import MODELS, PEPNetModelConfig, build_model, multitask_loss
+from papers.pepnet.synthetic import SyntheticMultiDomainConfig, ensure_dataset, sample_period_start
+
+DATASETS = ("synthetic_multidomain", "kuairand")
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass
+class MultiDomainDataConfig:
+    name: str = "synthetic_multidomain"
+    root: str | None = None  # real KuaiRand: the folder holding its CSV files
+    version: str = "1k"  # KuaiRand version in the file names: 1k, pure, 27k
+    cache_dir: str = ".cache/reprozoo"
+    sample_start_date: int | None = None  # YYYYMMDD; earlier logs only feed the domain statistics
+    valid_days: int = 1
+    test_days: int = 2
+    tasks: list[str] = field(default_factory=lambda: ["is_click", "long_view", "is_like", "is_follow", "is_forward"])
+    domains: list[int] | None = None  # tab values; null: every tab of the sample period
+    include_random_logs: bool = False
+    user_feature_columns: list[str] = field(default_factory=lambda: ["user_active_degree", "register_days_range"])
+    data_card: str = "data_cards/synthetic_multidomain.md"
+    generator: SyntheticMultiDomainConfig = field(default_factory=SyntheticMultiDomainConfig)
+
+
+class PEPNetTask(PaperTask):
+    def __init__(self, cfg, context, run_dir: Path):
+        super().__init__(cfg, context, run_dir)
+        self.model_config = typed_config(PEPNetModelConfig, cfg.model, "model")
+        self.data_config = typed_config(MultiDomainDataConfig, cfg.data, "data")
+        require_choice(self.model_config.name, MODELS, "model.name")
+        require_choice(self.data_config.name, DATASETS, "data.name")
+        self.data: MultiDomainData | None = None
+
+    @property
+    def model_name(self) -> str:
+        return self.model_config.name
+
+    @property
+    def dataset_name(self) -> str:
+        return self.data_config.name
+
+    def _folder(self) -> tuple[Path, str]:
+        config = self.data_config
+        if config.name == "synthetic_multidomain":
+            if config.tasks != config.generator.tasks:
+                raise DatasetError(
+                    f"data.tasks={config.tasks} must be the generated tasks data.generator.tasks="
+                    f"{config.generator.tasks} for synthetic_multidomain."
+                )
+            return ensure_dataset(config.generator, Path(config.cache_dir), progress=self.context.is_main), "synthetic"
+        if not config.root:
+            raise DatasetError(
+                f"data.root is not set: the {config.name} dataset is read from a folder you give, never downloaded "
+                f"(data.root=/path/to/KuaiRand-1K/data); {config.data_card} says where to get it."
+            )
+        return Path(config.root), config.version
+
+    def prepare_data(self) -> None:
+        self._folder()
+
+    def load_data(self) -> tuple[MultiDomainSplit, ...]:
+        config = self.data_config
+        folder, version = self._folder()
+        tables = read_kuairand(folder, version, config.data_card, config.include_random_logs)
+        start = config.sample_start_date
+        if start is None:
+            start = sample_period_start(config.generator) if config.name == "synthetic_multidomain" else 20220422
+        self.data = build_multidomain_data(tables, start, config.tasks, config.domains, config.user_feature_columns)
+        rows = split_by_day(self.data.date, config.valid_days, config.test_days)
+        return tuple(MultiDomainSplit(self.data, rows[name]) for name in SPLITS)
+
+    def build_model(self) -> nn.Module:
+        return build_model(self.model_config, self.data)
+
+    def parameter_groups(self, model: nn.Module) -> dict[str, list[nn.Parameter]]:
+        return embedding_and_dense_groups(model)
+
+    def loss(self, model, batch):
+        return multitask_loss(model(batch), batch["labels"])
+
+    def predict(self, model, batch):
+        return {
+            "probability": torch.sigmoid(model(batch).float()),
+            "labels": batch["labels"],
+            "user": batch["user"],
+            "domain": batch["domain"],
+        }
+
+    def metrics(self, outputs: dict[str, np.ndarray]) -> dict[str, float]:
+        data = self.data
+        return domain_task_metrics(
+            outputs["labels"],
+            outputs["probability"],
+            outputs["user"],
+            outputs["domain"].astype(np.int64),
+            data.domain_names,
+            data.task_names,
+        )
+
+    def bench(self):
+        from papers.pepnet.bench import PEPNetBenchConfig, run_benchmarks
+
+        return run_benchmarks(self, typed_config(PEPNetBenchConfig, self.cfg.get("bench"), "bench"))
