@@ -57,6 +57,19 @@ def test_twin_v2_smoke_run_clusters_and_trains_on_virtual_items(run_cli, tmp_pat
     assert "0.0024" in completed.stdout  # the reported GAUC gain, printed beside ours
 
 
+def test_pepnet_smoke_run_scores_every_domain_and_task(run_cli, tmp_path):
+    completed = run_cli("paper=pepnet", *SMOKE[1:], f"hydra.run.dir={tmp_path}")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    record = read_record(tmp_path)
+    assert record["paper"] == "pepnet" and record["model"] == "pepnet" and record["dataset"] == "synthetic_multidomain"
+    metrics = record["metrics"]
+    cells = [f"gauc_tab{d}_{t}" for d in range(4) for t in ("is_click", "long_view", "is_like")]
+    assert all(0 < metrics[cell] < 1 for cell in cells)  # the frequent tasks are defined in every domain
+    assert {"gauc_mean", "auc_mean", "gauc_tab3", "gauc_is_click"} <= set(metrics)
+    assert "no number of the paper is cited" in completed.stdout and "gauc_tab0_is_click" in completed.stdout
+    assert "train pepnet" in completed.stderr
+
+
 def test_experiment_selects_the_papers_experiment_config(run_cli, tmp_path):
     completed = run_cli(*SMOKE, "experiment=table4_sim_hard", f"hydra.run.dir={tmp_path}")
     assert completed.returncode == 0, completed.stderr[-3000:]
@@ -130,7 +143,15 @@ def test_corrupt_data_file_is_named(run_cli, tmp_path):
     assert str(broken) in completed.stderr and "Traceback" not in completed.stderr
 
 
-@pytest.mark.parametrize("paper", ["twin", "twin_v2"])
+TWIN_ON_FIXTURE = ("model.gsu_length=64", "model.esu_length=8", "model.short_length=4")
+KUAIRAND_FIXTURE_SIZES = {
+    "twin": TWIN_ON_FIXTURE,
+    "twin_v2": (*TWIN_ON_FIXTURE, "life_cycle.embedding_length=64"),  # the life-cycle path's stage 1
+    "pepnet": (),  # tabs as domains, feedback columns as tasks
+}
+
+
+@pytest.mark.parametrize("paper", sorted(KUAIRAND_FIXTURE_SIZES))
 def test_real_kuairand_layout_trains_end_to_end(run_cli, tmp_path, paper):
     completed = run_cli(
         f"paper={paper}",
@@ -141,28 +162,27 @@ def test_real_kuairand_layout_trains_end_to_end(run_cli, tmp_path, paper):
         "data.test_days=5",
         "trainer.batch_size=4",
         "trainer.eval_batch_size=8",
-        "model.gsu_length=64",
-        "model.esu_length=8",
-        "model.short_length=4",
-        *(["life_cycle.embedding_length=64"] if paper == "twin_v2" else []),  # the life-cycle path's stage 1
+        *KUAIRAND_FIXTURE_SIZES[paper],
         f"hydra.run.dir={tmp_path}",
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     record = read_record(tmp_path)
     assert record["dataset"] == "kuairand" and record["paper"] == paper
-    assert paper == "twin" or 0 < record["metrics"]["compression"] < 1
+    assert paper != "twin_v2" or 0 < record["metrics"]["compression"] < 1
+    assert paper != "pepnet" or "gauc_tab0_is_click" in record["metrics"]
 
 
 def final_parameters(run_dir: Path) -> dict[str, torch.Tensor]:
     return torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)["model"]
 
 
-def test_two_process_ddp_matches_one_process_on_the_same_global_batch(run_cli, tmp_path):
-    steps = ("trainer.max_steps=4", "trainer.eval_every=0", "trainer.checkpoint_every=4")
-    single = run_cli(*SMOKE, *steps, f"hydra.run.dir={tmp_path / 'single'}")
+@pytest.mark.parametrize("paper", ["twin", "pepnet"])
+def test_two_process_ddp_matches_one_process_on_the_same_global_batch(run_cli, tmp_path, paper):
+    steps = (f"paper={paper}", *SMOKE[1:], "trainer.max_steps=4", "trainer.eval_every=0", "trainer.checkpoint_every=4")
+    single = run_cli(*steps, f"hydra.run.dir={tmp_path / 'single'}")
     assert single.returncode == 0, single.stderr[-3000:]
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "run.py"]
-    double = run_cli(*SMOKE, *steps, f"hydra.run.dir={tmp_path / 'ddp'}", command=torchrun)
+    double = run_cli(*steps, f"hydra.run.dir={tmp_path / 'ddp'}", command=torchrun)
     assert double.returncode == 0, double.stderr[-3000:]
     one, two = final_parameters(tmp_path / "single"), final_parameters(tmp_path / "ddp")
     assert one.keys() == two.keys()
@@ -237,6 +257,17 @@ def test_wandb_offline_run_directory(run_cli, tmp_path):
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     assert list(runs[0].glob("*.wandb")), "the offline run holds no .wandb log to sync"
+
+
+def test_pepnet_bench_compares_pepnet_with_mmoe(run_cli, tmp_path):
+    completed = run_cli("paper=pepnet", "debug=smoke", "logger=none", "mode=bench", f"hydra.run.dir={tmp_path}")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    figures = json.loads((tmp_path / "bench.json").read_text())
+    assert [(f["name"], f["baseline_name"]) for f in figures] == [
+        ("PEPNet training", "MMoE training"),
+        ("PEPNet inference", "MMoE inference"),
+    ]
+    assert all(f["value"] > 0 and f["baseline_value"] > 0 for f in figures)
 
 
 def test_twin_v2_bench_measures_clustering_and_serving(run_cli, tmp_path):

@@ -271,3 +271,34 @@ def test_records_of_another_paper_in_the_same_folder_are_left_out(package: Path)
     assert len(load_records(package / "results", "toy")) == 5
     assert len(load_records(package / "results", "toy_v2")) == 1
     assert summarize(load_records(package / "results", "toy"))["exp_a"].metrics["gauc"].mean == pytest.approx(0.72)
+
+
+GRID = {"id": "cells", "title": "Per cell", "metrics": ["auc", "gauc"], "experiments": ["exp_a", "exp_b"]}
+
+
+def test_grid_marks_the_best_and_counts_cells_for_claims(package: Path) -> None:
+    reported = {
+        **REPORTED,
+        "rows": [{**REPORTED["rows"][1], "ours": ["gauc"]}],
+        "grids": [{**GRID, "reference": "exp_b"}],
+        "claims": [
+            {
+                "id": "wins",
+                "text": "A beats B everywhere",
+                "check": "cells_above(exp_a) == 2 and cells_best(exp_b) == 0",
+            }
+        ],
+    }
+    (package / "reported.yaml").write_text(yaml.safe_dump(reported, sort_keys=False), encoding="utf-8")
+    text = render_paper_tables("toy", package / "reported.yaml", package / "results")
+    assert "| auc | **0.8100** | 0.7900 |" in text and "| gauc | **0.7200** | 0.6900 |" in text
+    assert "| best in (cells; `cells_best`) | 2 | 0 |" in text and "| above `exp_b` (`cells_above`) | 2 | 0 |" in text
+    assert "gauc 0.6900 ± 0.0141 (n=2)" in text and "auc 0.79" not in text.split("## Per cell")[0]  # `ours`
+    assert "cells_above(exp_a) = 2.0000" in text and "**holds**" in text
+
+
+def test_grid_reference_must_be_one_of_its_experiments(tmp_path: Path) -> None:
+    path = tmp_path / "reported.yaml"
+    path.write_text(yaml.safe_dump({**REPORTED, "grids": [{**GRID, "reference": "exp_z"}]}), encoding="utf-8")
+    with pytest.raises(TableError, match="reference 'exp_z' must be one of its experiments"):
+        load_reported(path)
