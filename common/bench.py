@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 
@@ -40,6 +41,32 @@ def median_seconds(function: Callable[[], object], repeats: int = 20, warmup: in
             torch.cuda.synchronize()
         timings.append(time.perf_counter() - start)
     return statistics.median(timings)
+
+
+def samples_per_second(step: Callable[[], object], steps: int, batch_size: int) -> float:
+    """Training throughput: `step()` (one optimizer step on `batch_size` samples) once to warm up, then timed
+    over `steps` calls."""
+    step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def training_samples_per_second(task, model: torch.nn.Module, split, steps: int, batch_size: int) -> float:
+    """Samples/s of full training steps on random batches of `split`: batch gathering, the task's loss,
+    backward and an Adam update."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    rng = np.random.default_rng(0)
+
+    def step():
+        batch = split.batch(rng.choice(len(split), batch_size, replace=False))
+        loss, _ = task.loss(model, batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    return samples_per_second(step, steps, batch_size)
 
 
 def speedup_figure(

@@ -32,12 +32,14 @@ class PaperTask(ABC):
         self.run_dir = run_dir
 
     @property
-    @abstractmethod
-    def model_name(self) -> str: ...
+    def model_name(self) -> str:
+        """The run record's model: `model_config.name` unless a task says otherwise."""
+        return self.model_config.name
 
     @property
-    @abstractmethod
-    def dataset_name(self) -> str: ...
+    def dataset_name(self) -> str:
+        """The run record's dataset: `data_config.name` unless a task says otherwise."""
+        return self.data_config.name
 
     @abstractmethod
     def prepare_data(self) -> None:

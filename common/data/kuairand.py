@@ -3,7 +3,7 @@ written in the same format. Used by TWIN, TWIN-V2 and PEPNet."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -203,3 +203,33 @@ def split_by_day(dates: np.ndarray, valid_days: int, test_days: int) -> dict[str
         "valid": np.flatnonzero((dates >= valid_start) & (dates < test_start)),
         "test": np.flatnonzero(dates >= test_start),
     }
+
+
+@dataclass
+class KuaiRandSourceConfig:
+    """Where a paper's KuaiRand-format data comes from: a generated dataset (`name` = the generator's) or the
+    real KuaiRand read from `root`; the day split and the user features read. Papers extend it."""
+
+    name: str = "kuairand"
+    root: str | None = None  # real KuaiRand: the folder holding its CSV files
+    version: str = "1k"  # KuaiRand version in the file names: 1k, pure, 27k
+    cache_dir: str = ".cache/reprozoo"  # where generated data is written
+    sample_start_date: int | None = None  # YYYYMMDD; earlier logs are not samples
+    valid_days: int = 1
+    test_days: int = 2
+    include_random_logs: bool = False
+    user_feature_columns: list[str] = field(default_factory=lambda: ["user_active_degree", "register_days_range"])
+    data_card: str = "data_cards/kuairand.md"
+
+
+def kuairand_folder(config: KuaiRandSourceConfig, generated: str, generate) -> tuple[Path, str]:
+    """The folder and version tag to read: `generate()`'s folder when `config.name` is the generated dataset's
+    name, else the user's `data.root` (never downloaded)."""
+    if config.name == generated:
+        return generate(), "synthetic"
+    if not config.root:
+        raise DatasetError(
+            f"data.root is not set: the {config.name} dataset is read from a folder you give, never downloaded "
+            f"(data.root=/path/to/KuaiRand-1K/data); {config.data_card} says where to get it."
+        )
+    return Path(config.root), config.version

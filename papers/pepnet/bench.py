@@ -3,14 +3,19 @@ the same features and task towers, i.e. the cost of the Gate NUs, measured side 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
-from common.bench import BenchFigure, median_seconds, multiple_figure, throughput_figure
-from papers.pepnet.model import build_model, multitask_loss
+from common.bench import (
+    BenchFigure,
+    median_seconds,
+    multiple_figure,
+    throughput_figure,
+    training_samples_per_second,
+)
+from papers.pepnet.model import build_model
 
 
 @dataclass
@@ -26,35 +31,14 @@ def _models(task):
     return {name: build_model(replace(task.model_config, name=name), task.data) for name in ("pepnet", "mmoe")}
 
 
-def training_samples_per_second(model, split, steps: int, batch_size: int) -> float:
-    """Samples/s of full training steps (batch gathering, forward, backward, Adam update)."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    rng = np.random.default_rng(0)
-
-    def step():
-        batch = split.batch(rng.choice(len(split), batch_size, replace=False))
-        loss, _ = multitask_loss(model(batch), batch["labels"])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
-    step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return steps * batch_size / (time.perf_counter() - start)
-
-
 def run_benchmarks(task, settings: PEPNetBenchConfig) -> list[BenchFigure]:
     task.prepare_data()
     train, _, test = task.load_data()
     torch.manual_seed(0)
     models = _models(task)
     batch_size = min(settings.batch_size, len(train))
-    rates = {
-        name: training_samples_per_second(model, train, settings.train_steps, batch_size)
-        for name, model in models.items()
-    }
+    steps = settings.train_steps
+    rates = {name: training_samples_per_second(task, model, train, steps, batch_size) for name, model in models.items()}
     note = f"batch {batch_size}, {torch.get_num_threads()} threads, same towers {task.model_config.tower_dims}"
     figures = [throughput_figure("PEPNet training", rates["pepnet"], "MMoE training", rates["mmoe"], note)]
     previous_threads = torch.get_num_threads()

@@ -4,6 +4,7 @@ per domain × task."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 from torch import nn
 
 from common.config import require_choice, typed_config
-from common.data.kuairand import read_kuairand, split_by_day
+from common.data.kuairand import KuaiRandSourceConfig, kuairand_folder, read_kuairand, split_by_day
 from common.errors import DatasetError
 from common.metrics.multitask import domain_task_metrics
 from common.task import PaperTask, embedding_and_dense_groups
@@ -24,19 +25,11 @@ SPLITS = ("train", "valid", "test")
 
 
 @dataclass
-class MultiDomainDataConfig:
+class MultiDomainDataConfig(KuaiRandSourceConfig):
     name: str = "synthetic_multidomain"
-    root: str | None = None  # real KuaiRand: the folder holding its CSV files
-    version: str = "1k"  # KuaiRand version in the file names: 1k, pure, 27k
-    cache_dir: str = ".cache/reprozoo"
-    sample_start_date: int | None = None  # YYYYMMDD; earlier logs only feed the domain statistics
-    valid_days: int = 1
-    test_days: int = 2
+    data_card: str = "data_cards/synthetic_multidomain.md"
     tasks: list[str] = field(default_factory=lambda: ["is_click", "long_view", "is_like", "is_follow", "is_forward"])
     domains: list[int] | None = None  # tab values; null: every tab of the sample period
-    include_random_logs: bool = False
-    user_feature_columns: list[str] = field(default_factory=lambda: ["user_active_degree", "register_days_range"])
-    data_card: str = "data_cards/synthetic_multidomain.md"
     generator: SyntheticMultiDomainConfig = field(default_factory=SyntheticMultiDomainConfig)
 
 
@@ -49,29 +42,15 @@ class PEPNetTask(PaperTask):
         require_choice(self.data_config.name, DATASETS, "data.name")
         self.data: MultiDomainData | None = None
 
-    @property
-    def model_name(self) -> str:
-        return self.model_config.name
-
-    @property
-    def dataset_name(self) -> str:
-        return self.data_config.name
-
     def _folder(self) -> tuple[Path, str]:
         config = self.data_config
-        if config.name == "synthetic_multidomain":
-            if config.tasks != config.generator.tasks:
-                raise DatasetError(
-                    f"data.tasks={config.tasks} must be the generated tasks data.generator.tasks="
-                    f"{config.generator.tasks} for synthetic_multidomain."
-                )
-            return ensure_dataset(config.generator, Path(config.cache_dir), progress=self.context.is_main), "synthetic"
-        if not config.root:
+        if config.name == "synthetic_multidomain" and config.tasks != config.generator.tasks:
             raise DatasetError(
-                f"data.root is not set: the {config.name} dataset is read from a folder you give, never downloaded "
-                f"(data.root=/path/to/KuaiRand-1K/data); {config.data_card} says where to get it."
+                f"data.tasks={config.tasks} must be the generated tasks data.generator.tasks="
+                f"{config.generator.tasks} for synthetic_multidomain."
             )
-        return Path(config.root), config.version
+        generate = partial(ensure_dataset, config.generator, Path(config.cache_dir), progress=self.context.is_main)
+        return kuairand_folder(config, "synthetic_multidomain", generate)
 
     def prepare_data(self) -> None:
         self._folder()

@@ -3,15 +3,20 @@ and against the floor of one read of the cache, and training throughput of TWIN 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from common.bench import BenchFigure, median_seconds, multiple_figure, speedup_figure, throughput_figure
+from common.bench import (
+    BenchFigure,
+    median_seconds,
+    multiple_figure,
+    speedup_figure,
+    throughput_figure,
+    training_samples_per_second,
+)
 from papers.twin.attention import union_of_heads_top_k
-from papers.twin.model import click_loss
 
 
 @dataclass
@@ -124,29 +129,13 @@ def gsu_latency_figures(settings: TwinBenchConfig, model_config, cross_sizes) ->
     return figures
 
 
-def training_samples_per_second(task, model_name: str, length: int, steps: int, batch_size: int) -> float:
-    """Samples/s of full training steps (batch building, forward, backward, update) on the task's data."""
+def twin_training_rate(task, model_name: str, length: int, steps: int, batch_size: int) -> float:
+    """Training samples/s of `model_name` reading `length` behaviors, on the task's data."""
     from papers.twin.data import LifelongSplit
 
     task.model_config.name, task.model_config.gsu_length = model_name, length
-    model = task.build_model()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     split = LifelongSplit(task.data, np.arange(len(task.data.samples)), length, task.model_config.short_length)
-    rng = np.random.default_rng(0)
-
-    def step():
-        batch = split.batch(rng.choice(len(split), batch_size, replace=False))
-        logits, auxiliary = model(batch)
-        loss, _ = click_loss(logits, auxiliary, batch["label"], 1.0)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
-    step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return steps * batch_size / (time.perf_counter() - start)
+    return training_samples_per_second(task, task.build_model(), split, steps, batch_size)
 
 
 def run_benchmarks(task, settings: TwinBenchConfig) -> list[BenchFigure]:
@@ -156,8 +145,8 @@ def run_benchmarks(task, settings: TwinBenchConfig) -> list[BenchFigure]:
     figures = gsu_latency_figures(settings, config, task.data.vocabulary.cross)
     batch_size = min(task.cfg.trainer.batch_size, len(task.data.samples))
     twin_length = config.gsu_length
-    twin = training_samples_per_second(task, "twin", twin_length, settings.train_steps, batch_size)
-    din = training_samples_per_second(task, "din", 100, settings.train_steps, batch_size)
+    twin = twin_training_rate(task, "twin", twin_length, settings.train_steps, batch_size)
+    din = twin_training_rate(task, "din", 100, settings.train_steps, batch_size)
     note = f"batch {batch_size}, {torch.get_num_threads()} threads, data {task.dataset_name}"
     figures.append(throughput_figure(f"TWIN training, L={twin_length}", twin, "DIN training, L=100", din, note))
     return figures

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +11,7 @@ import torch
 from torch import nn
 
 from common.config import require_choice, typed_config
-from common.data.kuairand import read_kuairand, split_by_day
-from common.errors import DatasetError
+from common.data.kuairand import KuaiRandSourceConfig, kuairand_folder, read_kuairand, split_by_day
 from common.metrics import auc, gauc, logloss
 from common.task import PaperTask, embedding_and_dense_groups
 from papers.twin.data import LifelongData, LifelongSplit, build_lifelong_data
@@ -24,16 +24,8 @@ SPLITS = ("train", "valid", "test")
 
 
 @dataclass
-class LifelongDataConfig:
+class LifelongDataConfig(KuaiRandSourceConfig):
     name: str = "synthetic_lifelong"
-    root: str | None = None  # real KuaiRand: the folder holding its CSV files
-    version: str = "1k"  # KuaiRand version in the file names: 1k, pure, 27k
-    cache_dir: str = ".cache/reprozoo"  # where generated data is written
-    sample_start_date: int | None = None  # YYYYMMDD; earlier logs are history only
-    valid_days: int = 1
-    test_days: int = 2
-    include_random_logs: bool = False
-    user_feature_columns: list[str] = field(default_factory=lambda: ["user_active_degree", "register_days_range"])
     data_card: str = "data_cards/synthetic_lifelong.md"
     generator: SyntheticLifelongConfig = field(default_factory=SyntheticLifelongConfig)
 
@@ -46,25 +38,10 @@ class TwinTask(PaperTask):
         require_choice(self.data_config.name, DATASETS, "data.name")
         self.data: LifelongData | None = None
 
-    @property
-    def model_name(self) -> str:
-        return self.model_config.name
-
-    @property
-    def dataset_name(self) -> str:
-        return self.data_config.name
-
     def _folder(self) -> tuple[Path, str]:
         config = self.data_config
-        if config.name == "synthetic_lifelong":
-            folder = ensure_dataset(config.generator, Path(config.cache_dir), progress=self.context.is_main)
-            return folder, "synthetic"
-        if not config.root:
-            raise DatasetError(
-                f"data.root is not set: the {config.name} dataset is read from a folder you give, never downloaded "
-                f"(data.root=/path/to/KuaiRand-1K/data); {config.data_card} says where to get it."
-            )
-        return Path(config.root), config.version
+        generate = partial(ensure_dataset, config.generator, Path(config.cache_dir), progress=self.context.is_main)
+        return kuairand_folder(config, "synthetic_lifelong", generate)
 
     def prepare_data(self) -> None:
         self._folder()
