@@ -74,8 +74,10 @@ def train(cfg: DictConfig, task, settings: TrainerConfig, run_dir: Path) -> dict
         record = build_record(cfg, task.model_name, task.dataset_name, metrics, elapsed, str(context.device))
         write_record(record, run_dir)
         curves = plot_training_curves(result.history, run_dir / "training_curves.png")
-        if curves:
-            logger.log_images({"training_curves": curves})
+        images = {"training_curves": curves} if curves else {}
+        images.update(task.write_outputs(result.model, run_dir))
+        if images:
+            logger.log_images(images)
         logger.log_summary({f"test/{name}": value for name, value in metrics.items()})
         print(comparison_table(str(cfg.experiment), reported_path(str(cfg.paper)), record))
         print(f"run directory: {run_dir}")

@@ -72,6 +72,11 @@ class PaperTask(ABC):
         trainer's evaluation (e.g. a baseline trained in the same run)."""
         return test_metrics
 
+    def write_outputs(self, model: nn.Module, run_dir: Path) -> dict[str, Path]:
+        """Files a user would rather look at than read (e.g. overlays), written after training on rank 0;
+        the images among them are logged to wandb under the returned names."""
+        return {}
+
     def on_train_step(self, model: nn.Module, step: int) -> None:
         """Called after every optimizer step with the unwrapped model (e.g. to refresh a cache)."""
         return None

@@ -11,6 +11,7 @@ PAPERS: dict[str, str] = {
     "twin": "papers.twin.task:TwinTask",
     "twin_v2": "papers.twin.task_v2:TwinV2Task",
     "pepnet": "papers.pepnet.task:PEPNetTask",
+    "two_shot_vos": "papers.two_shot_vos.task:TwoShotVOSTask",
 }
 
 

@@ -70,6 +70,41 @@ def test_pepnet_smoke_run_scores_every_domain_and_task(run_cli, tmp_path):
     assert "train pepnet" in completed.stderr
 
 
+def test_two_shot_vos_smoke_runs_phase1_bank_and_phase2(run_cli, tmp_path):
+    completed = run_cli("paper=two_shot_vos", *SMOKE[1:], f"hydra.run.dir={tmp_path}")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    record = read_record(tmp_path)
+    assert record["paper"] == "two_shot_vos" and record["model"] == "stcn_two_shot"
+    metrics = record["metrics"]
+    assert {"j_and_f", "jaccard", "boundary_f", "phase1_j_and_f", "bank_jaccard"} <= set(metrics)
+    assert 0 <= metrics["j_and_f"] <= 1 and metrics["objects"] > 0
+    banked = sorted((tmp_path / "bank").rglob("*.png"))
+    assert banked and (tmp_path / "phase1" / "checkpoints" / "last.pt").is_file()
+    assert sorted(path.suffix for path in (tmp_path / "overlays").iterdir()) == [".png", ".png"]
+    assert "85.1" in completed.stdout  # the paper's J&F printed beside ours
+    assert "pseudo-label bank" in completed.stderr
+
+
+VOS_FIXTURE = ("data.size=[32,32]", "sampling.crop=[32,32]", "trainer.max_steps=2", "trainer.batch_size=2")
+
+
+@pytest.mark.parametrize(("dataset", "folder"), [("davis", "davis2017"), ("youtube_vos", "youtube_vos2019")])
+def test_two_shot_vos_reads_the_real_layouts(run_cli, tmp_path, dataset, folder):
+    root = FIXTURES / folder
+    completed = run_cli(
+        "paper=two_shot_vos", *SMOKE[1:], f"data={dataset}", f"data.root={root}",
+        f"data.two_shot_split={root / 'two_shot_frames.json'}", *VOS_FIXTURE, f"hydra.run.dir={tmp_path}",
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    metrics = read_record(tmp_path)["metrics"]
+    if dataset == "davis":
+        assert metrics["objects"] == 2 and "j_and_f" in metrics
+    else:  # YouTube-VOS valid has no ground truth beyond first frames: nothing scored, the submission written
+        assert metrics["objects"] == 0 and "j_and_f" not in metrics
+        assert (tmp_path / "submission.zip").stat().st_size > 0
+        assert len(list((tmp_path / "submission" / "Annotations" / "1c0b9c2e1a").glob("*.png"))) == 4
+
+
 def test_experiment_selects_the_papers_experiment_config(run_cli, tmp_path):
     completed = run_cli(*SMOKE, "experiment=table4_sim_hard", f"hydra.run.dir={tmp_path}")
     assert completed.returncode == 0, completed.stderr[-3000:]
@@ -268,6 +303,18 @@ def test_pepnet_bench_compares_pepnet_with_mmoe(run_cli, tmp_path):
         ("PEPNet inference", "MMoE inference"),
     ]
     assert all(f["value"] > 0 and f["baseline_value"] > 0 for f in figures)
+
+
+def test_two_shot_vos_bench_compares_with_the_plain_forward(run_cli, tmp_path):
+    completed = run_cli("paper=two_shot_vos", "debug=smoke", "logger=none", "mode=bench", f"hydra.run.dir={tmp_path}")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    figures = json.loads((tmp_path / "bench.json").read_text())
+    assert [f["name"] for f in figures] == [
+        "inference, reduced STCN",
+        "inference, full STCN",
+        "bank building, reduced STCN",
+    ]
+    assert all(f["baseline_name"] == "plain key-encoder forward" and f["unit"] == "frames/s" for f in figures)
 
 
 def test_twin_v2_bench_measures_clustering_and_serving(run_cli, tmp_path):

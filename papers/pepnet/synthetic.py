@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from common.data.generated import ensure_generated
 from common.data.kuairand_writer import (
     ACTIVE_DEGREES,
-    ensure_generated,
     log_frame,
     user_feature_frame,
     video_feature_frame,

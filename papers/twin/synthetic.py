@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from common.data.generated import ensure_generated
 from common.data.kuairand_writer import (
-    ensure_generated,
     log_frame,
     user_feature_frame,
     video_feature_frame,
