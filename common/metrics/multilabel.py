@@ -1,0 +1,61 @@
+"""Multi-label classification metrics: average precision (as scikit-learn defines it: precision at each
+distinct score threshold weighted by the recall it adds, no interpolation), micro and macro mAP, and
+precision, recall and F1 of the labels predicted at a score threshold."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
+    """AP of one label: sum over distinct thresholds (descending) of (R_n - R_{n-1}) * P_n."""
+    labels, scores = np.asarray(labels, dtype=bool).ravel(), np.asarray(scores, dtype=np.float64).ravel()
+    positives = labels.sum()
+    if positives == 0:
+        raise ValueError("average precision is undefined without a positive example")
+    order = np.argsort(-scores, kind="mergesort")
+    sorted_scores, sorted_labels = scores[order], labels[order]
+    last_of_threshold = np.r_[np.flatnonzero(np.diff(sorted_scores)), len(scores) - 1]
+    true_positives = np.cumsum(sorted_labels)[last_of_threshold]
+    predicted = last_of_threshold + 1
+    precision = true_positives / predicted
+    recall = true_positives / positives
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def mean_average_precision(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """`macro_map`: the mean over labels (columns) with at least one positive of their AP; `micro_map`: the
+    AP of every (example, label) pair pooled."""
+    labels, scores = np.asarray(labels, dtype=bool), np.asarray(scores, dtype=np.float64)
+    present = labels.any(axis=0)
+    if not present.any():
+        raise ValueError("mAP is undefined: no label has a positive example")
+    per_label = [average_precision(labels[:, j], scores[:, j]) for j in np.flatnonzero(present)]
+    return {"macro_map": float(np.mean(per_label)), "micro_map": average_precision(labels, scores)}
+
+
+def _f1(precision: np.ndarray, recall: np.ndarray) -> np.ndarray:
+    total = precision + recall
+    return np.divide(2 * precision * recall, total, out=np.zeros_like(total), where=total > 0)
+
+
+def threshold_scores(labels: np.ndarray, probabilities: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+    """Precision, recall and F1 of the labels with probability >= threshold, micro (pooled counts) and macro
+    (mean over labels; 0 where a ratio has a zero denominator, as scikit-learn's zero_division=0)."""
+    labels = np.asarray(labels, dtype=bool)
+    predicted = np.asarray(probabilities) >= threshold
+    true_positive = (labels & predicted).sum(0).astype(np.float64)
+    predicted_count, actual_count = predicted.sum(0).astype(np.float64), labels.sum(0).astype(np.float64)
+    precision = np.divide(true_positive, predicted_count, out=np.zeros_like(true_positive), where=predicted_count > 0)
+    recall = np.divide(true_positive, actual_count, out=np.zeros_like(true_positive), where=actual_count > 0)
+    micro_precision = true_positive.sum() / predicted_count.sum() if predicted_count.sum() else 0.0
+    micro_recall = true_positive.sum() / actual_count.sum() if actual_count.sum() else 0.0
+    micro_f1 = _f1(np.array([micro_precision]), np.array([micro_recall]))[0]
+    return {
+        "micro_precision": float(micro_precision),
+        "micro_recall": float(micro_recall),
+        "micro_f1": float(micro_f1),
+        "macro_precision": float(precision.mean()),
+        "macro_recall": float(recall.mean()),
+        "macro_f1": float(_f1(precision, recall).mean()),
+    }

@@ -1,0 +1,46 @@
+"""Multi-label metrics against scikit-learn's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score, precision_recall_fscore_support
+
+from common.metrics.multilabel import average_precision, mean_average_precision, threshold_scores
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_average_precision_matches_scikit_learn_including_ties(seed):
+    rng = np.random.default_rng(seed)
+    labels = rng.random((60, 7)) < 0.3
+    labels[0] = True  # every label has a positive
+    scores = np.round(rng.random((60, 7)), 1)  # rounded: many tied scores
+    for column in range(7):
+        expected = average_precision_score(labels[:, column], scores[:, column])
+        assert average_precision(labels[:, column], scores[:, column]) == pytest.approx(expected)
+    result = mean_average_precision(labels, scores)
+    assert result["macro_map"] == pytest.approx(average_precision_score(labels, scores, average="macro"))
+    assert result["micro_map"] == pytest.approx(average_precision_score(labels, scores, average="micro"))
+
+
+def test_labels_without_positives_are_left_out_of_the_macro_mean():
+    labels = np.array([[1, 0], [0, 0], [1, 0]], dtype=bool)
+    scores = np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3]])
+    assert mean_average_precision(labels, scores)["macro_map"] == 1.0
+    with pytest.raises(ValueError, match="no label has a positive"):
+        mean_average_precision(np.zeros((3, 2), dtype=bool), scores)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_threshold_scores_match_scikit_learn(seed):
+    rng = np.random.default_rng(seed)
+    labels = rng.random((40, 6)) < 0.3
+    probabilities = rng.random((40, 6))
+    probabilities[:, 5] = 0.1  # a label never predicted: precision 0 by zero_division=0
+    result = threshold_scores(labels, probabilities, 0.5)
+    predicted = probabilities >= 0.5
+    for average in ("micro", "macro"):
+        precision, recall, f1, _ = precision_recall_fscore_support(labels, predicted, average=average, zero_division=0)
+        assert result[f"{average}_precision"] == pytest.approx(precision)
+        assert result[f"{average}_recall"] == pytest.approx(recall)
+        assert result[f"{average}_f1"] == pytest.approx(f1)
