@@ -1,0 +1,156 @@
+"""Generator of `synthetic_multilabel`: multi-label images in COCO's format, with word vectors in GloVe's
+text format.
+
+Designed from the paper's premise (data_cards/synthetic_multilabel.md): each image shows several objects in
+different regions, so each label lives in its own region; a label is a combination of visual attributes
+(texture, colour, shape) and is named by them ("striped red circle"); the word vector file holds one vector
+per word, built from a direction per attribute kind, one per attribute value and noise, so that averaging a
+label's words gives a noisy code of how it looks, as real word vectors give real labels. Labels are split
+into train / val / test; most images show labels of one split only, a few mix splits (and are filtered out
+by the split rule, as in COCO).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import partial
+from itertools import product
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm.auto import tqdm
+
+from common.data.generated import ensure_generated
+
+COLOURS = {"red": (220, 40, 40), "green": (40, 180, 60), "blue": (50, 80, 220), "yellow": (230, 210, 40),
+           "cyan": (40, 200, 210), "magenta": (200, 50, 200)}  # fmt: skip
+SHAPES = ("circle", "square", "triangle", "star", "ring", "cross")
+TEXTURES = ("plain", "striped", "dotted")
+ATTRIBUTES = {"texture": TEXTURES, "colour": tuple(COLOURS), "shape": SHAPES}
+
+
+@dataclass
+class SyntheticMultiLabelConfig:
+    labels: int = 40  # attribute combinations used as labels (of 3 x 6 x 6)
+    split: list[int] = field(default_factory=lambda: [26, 6, 8])  # train / val / test labels (COCO: 52 / 12 / 16)
+    images: int = 3000
+    mixed_fraction: float = 0.1  # images mixing labels of several splits (dropped by the split rule)
+    min_objects: int = 1
+    max_objects: int = 3
+    image_size: int = 96
+    vector_dim: int = 300
+    attribute_noise: float = 0.5  # per-word noise around its attribute's direction (unit scale)
+    filler_words: int = 200  # unrelated words in the vector file, as in a real vocabulary
+    seed: int = 0
+
+
+def label_names(config: SyntheticMultiLabelConfig, rng: np.random.Generator) -> list[str]:
+    combinations = list(product(*ATTRIBUTES.values()))
+    chosen = rng.choice(len(combinations), config.labels, replace=False)
+    return [" ".join(combinations[i]) for i in chosen]
+
+
+def word_vectors(config: SyntheticMultiLabelConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """One vector per attribute word: its kind's direction + its own direction + noise; plus filler words."""
+    vectors = {}
+    for values in ATTRIBUTES.values():
+        kind = rng.normal(size=config.vector_dim)
+        for word in values:
+            own = rng.normal(size=config.vector_dim)
+            vectors[word] = (0.5 * kind + own + config.attribute_noise * rng.normal(size=config.vector_dim)) / 4
+    for index in range(config.filler_words):
+        vectors[f"filler{index}"] = rng.normal(size=config.vector_dim) / 4
+    return vectors
+
+
+def _draw_object(image: np.ndarray, label: str, box: tuple[int, int, int], rng: np.random.Generator) -> list:
+    """Draw the object named `label` centred at (x, y) with radius r; returns its outline polygon."""
+    texture, colour, shape = label.split()
+    x, y, r = box
+    mask = np.zeros(image.shape[:2], dtype=np.uint8)
+    if shape in ("circle", "ring"):
+        cv2.circle(mask, (x, y), r, 1, -1)
+        if shape == "ring":
+            cv2.circle(mask, (x, y), r // 2, 0, -1)
+    elif shape == "square":
+        cv2.rectangle(mask, (x - r, y - r), (x + r, y + r), 1, -1)
+    elif shape == "triangle":
+        cv2.fillPoly(mask, [np.array([[x, y - r], [x - r, y + r], [x + r, y + r]], np.int32)], 1)
+    elif shape == "star":
+        angles = np.arange(10) * np.pi / 5 - np.pi / 2
+        radii = np.where(np.arange(10) % 2 == 0, r, r * 0.45)
+        points = np.stack([x + radii * np.cos(angles), y + radii * np.sin(angles)], 1).astype(np.int32)
+        cv2.fillPoly(mask, [points], 1)
+    else:  # cross
+        width = max(r // 3, 2)
+        cv2.rectangle(mask, (x - r, y - width), (x + r, y + width), 1, -1)
+        cv2.rectangle(mask, (x - width, y - r), (x + width, y + r), 1, -1)
+    base = np.array(COLOURS[colour], dtype=np.float32) * rng.uniform(0.85, 1.15)
+    rows, cols = np.indices(mask.shape)
+    if texture == "striped":
+        shade = np.where(((rows + cols) // 3) % 2 == 0, 1.0, 0.45)
+    elif texture == "dotted":
+        shade = np.where((rows % 5 < 2) & (cols % 5 < 2), 0.35, 1.0)
+    else:
+        shade = np.ones(mask.shape)
+    inside = mask.astype(bool)
+    image[inside] = (base[None, :] * shade[inside][:, None]).clip(0, 255)
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    return [contour.flatten().astype(float).tolist() for contour in contours if len(contour) >= 3]
+
+
+def _image(config, names: list[str], pool: np.ndarray, rng: np.random.Generator):
+    """An image of 1..max distinct labels from `pool`, objects in distinct cells of a 2 x 2 grid."""
+    size = config.image_size
+    image = (rng.normal(110, 18, (size, size, 3))).clip(0, 255).astype(np.uint8)
+    count = int(rng.integers(config.min_objects, config.max_objects + 1))
+    labels = rng.choice(pool, min(count, len(pool)), replace=False)
+    cells = rng.choice(4, len(labels), replace=False)
+    objects = []
+    for label, cell in zip(labels, cells, strict=True):
+        r = int(rng.integers(size // 9, size // 5))
+        x = int(cell % 2) * size // 2 + size // 4 + int(rng.integers(-size // 12, size // 12 + 1))
+        y = int(cell // 2) * size // 2 + size // 4 + int(rng.integers(-size // 12, size // 12 + 1))
+        polygons = _draw_object(image, names[label], (x, y, r), rng)
+        objects.append((int(label), [x - r, y - r, 2 * r, 2 * r], polygons))
+    return image, objects
+
+
+def write_dataset(config: SyntheticMultiLabelConfig, folder: Path, progress: bool = True) -> None:
+    """COCO layout: images/<id>.jpg and annotations/instances.json; label_split.json; word_vectors.txt."""
+    rng = np.random.default_rng(config.seed)
+    names = label_names(config, rng)
+    order = rng.permutation(config.labels)
+    bounds = np.cumsum((0, *config.split))
+    splits = {name: order[bounds[i] : bounds[i + 1]] for i, name in enumerate(("train", "val", "test"))}
+    (folder / "images").mkdir()
+    (folder / "annotations").mkdir()
+    coco = {"images": [], "annotations": [], "categories": []}
+    coco["categories"] = [{"id": i + 1, "name": n, "supercategory": n.split()[-1]} for i, n in enumerate(names)]
+    split_names = list(splits)
+    for image_id in tqdm(range(1, config.images + 1), desc="generate images", disable=not progress):
+        mixed = rng.random() < config.mixed_fraction
+        pool = np.arange(config.labels) if mixed else splits[split_names[rng.choice(3, p=[0.6, 0.2, 0.2])]]
+        image, objects = _image(config, names, pool, rng)
+        file_name = f"{image_id:06d}.jpg"
+        cv2.imwrite(str(folder / "images" / file_name), image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
+        size = config.image_size
+        coco["images"].append({"id": image_id, "file_name": file_name, "width": size, "height": size})
+        for label, bbox, polygons in objects:
+            coco["annotations"].append(
+                {"id": len(coco["annotations"]) + 1, "image_id": image_id, "category_id": label + 1, "bbox": bbox,
+                 "area": float(bbox[2] * bbox[3]), "iscrowd": 0, "segmentation": polygons}
+            )  # fmt: skip
+    (folder / "annotations" / "instances.json").write_text(json.dumps(coco))
+    split_json = {name: [names[i] for i in sorted(labels)] for name, labels in splits.items()}
+    (folder / "label_split.json").write_text(json.dumps(split_json, indent=1) + "\n")
+    vectors = word_vectors(config, rng)
+    lines = [f"{word} " + " ".join(f"{value:.5f}" for value in vector) for word, vector in vectors.items()]
+    (folder / "word_vectors.txt").write_text("\n".join(lines) + "\n")
+
+
+def ensure_dataset(config: SyntheticMultiLabelConfig, cache_dir: Path, progress: bool = True) -> Path:
+    write = partial(write_dataset, config, progress=progress)
+    return ensure_generated("synthetic_multilabel", config, cache_dir, write)
