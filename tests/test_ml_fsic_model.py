@@ -1,0 +1,67 @@
+"""Word-vector guided prototypes: the fallback, attention shapes, masking by support labels, the score."""
+
+from __future__ import annotations
+
+import torch
+
+from papers.ml_fsic.model import PrototypeModelConfig, WordGuidedPrototypes, episode_loss, score
+
+SMALL = PrototypeModelConfig(backbone="resnet10t", dim=32, heads=4, mlp_dim=64, dropout=0.0)
+
+
+def model(**options) -> WordGuidedPrototypes:
+    torch.manual_seed(0)
+    return WordGuidedPrototypes(PrototypeModelConfig(**{**SMALL.__dict__, **options}), word_dim=300).eval()
+
+
+def test_score_is_twenty_times_one_minus_the_normalized_distance():
+    a, b = torch.tensor([[3.0, 0.0]]), torch.tensor([[0.0, 2.0], [5.0, 0.0]])
+    torch.testing.assert_close(score(a, b), torch.tensor([[20 * (1 - 2**0.5), 20.0]]))
+
+
+def test_label_without_support_images_falls_back_to_its_word_vector():
+    net = model()
+    local, global_ = net.features(torch.randn(3, 3, 64, 64))
+    labels = torch.randn(4, 32)
+    targets = torch.tensor([[1, 0, 0, 1], [1, 1, 0, 0], [0, 1, 0, 1]], dtype=torch.float32)  # label 2: no image
+    prototypes, support_scores = net.prototypes(local, global_, targets, labels)
+    torch.testing.assert_close(prototypes[2], labels[2])  # p_l = t_l
+    assert not torch.allclose(prototypes[0], labels[0])
+    assert prototypes.shape == (4, 32) and support_scores.shape == (3, 4)
+
+
+def test_attention_gives_one_part_per_image_and_label_and_only_labeled_images_count():
+    net = model()
+    local, global_ = net.features(torch.randn(3, 3, 64, 64))
+    labels = torch.randn(2, 32)
+    assert net.attend(labels, local).shape == (3, 2, 32)  # z_{i,l}
+    targets = torch.tensor([[1, 0], [1, 1], [0, 1]], dtype=torch.float32)
+    before, _ = net.prototypes(local, global_, targets, labels)
+    changed_local, changed_global = local.clone(), global_.clone()
+    changed_local[2], changed_global[2] = torch.randn_like(local[2]), torch.randn_like(global_[2])
+    after, _ = net.prototypes(changed_local, changed_global, targets, labels)
+    torch.testing.assert_close(after[0], before[0])  # image 2 lacks label 0: it cannot move p_0
+    assert not torch.allclose(after[1], before[1])
+
+
+def test_ablation_without_attention_uses_the_global_vectors():
+    net = model(attention=False)
+    assert net.attend is None
+    local, global_ = net.features(torch.randn(2, 3, 64, 64))
+    prototypes, _ = net.prototypes(local, global_, torch.tensor([[1.0], [0.0]]), torch.randn(1, 32))
+    torch.testing.assert_close(prototypes[0], global_[0])  # one labeled image: its v
+
+
+def test_episode_forward_and_losses():
+    net = model()
+    episode = {
+        "support": torch.randn(3, 3, 64, 64),
+        "support_targets": torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]),
+        "query": torch.randn(4, 3, 64, 64),
+        "query_targets": torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 0.0]]),
+        "word_vectors": torch.randn(2, 300),
+    }
+    output = net(episode)
+    assert output["query_scores"].shape == (4, 2) and output["support_scores"].shape == (3, 2)
+    with_support, without = episode_loss(output, episode), episode_loss(output, episode, support_loss=False)
+    assert with_support > without > 0
