@@ -12,6 +12,7 @@ PAPERS: dict[str, str] = {
     "twin_v2": "papers.twin.task_v2:TwinV2Task",
     "pepnet": "papers.pepnet.task:PEPNetTask",
     "two_shot_vos": "papers.two_shot_vos.task:TwoShotVOSTask",
+    "ml_fsic": "papers.ml_fsic.task:MLFSICTask",
 }
 
 

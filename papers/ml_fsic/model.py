@@ -30,6 +30,7 @@ class PrototypeModelConfig:
     mlp_dim: int = 1024
     dropout: float = 0.1
     attention: bool = True  # False: z_{i,l} = v_i (the no-attention ablation)
+    weighting: str = "word_guided"  # word_guided: softmax_i s(v_i, t_l); mean: the labeled images' mean (ProtoNet)
 
 
 def score(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -75,6 +76,7 @@ class WordGuidedPrototypes(nn.Module):
         feature_dim = self.backbone.feature_info.channels()[-1]
         self.image_projection = nn.Linear(feature_dim, config.dim)  # W_v
         self.word_projection = nn.Linear(word_dim, config.dim)  # W_t
+        self.weighting = config.weighting
         self.attend = (
             CrossModalAttention(feature_dim, config.dim, config.heads, config.mlp_dim, config.dropout)
             if config.attention
@@ -90,13 +92,18 @@ class WordGuidedPrototypes(nn.Module):
         """p [N, d] from the support set (local [S, C, h, w], v [S, d], targets [S, N]) and t [N, d]; also the
         support scores s(v_i, t_l) [S, N] that weight the images and feed the support loss."""
         support_scores = score(global_, labels)  # [S, N]
+        if len(targets) == 0:  # no support set at all: every prototype from its word vector
+            return labels, support_scores
         if self.attend is not None:
             parts = self.attend(labels, local)  # z_{i,l}: [S, N, d]
         else:
             parts = global_.unsqueeze(1).expand(-1, len(labels), -1)
         has_label = targets > 0.5
-        weights = torch.softmax(support_scores.masked_fill(~has_label, float("-inf")), dim=0)
-        weights = torch.nan_to_num(weights)  # a label without support images: all -inf, weights 0
+        if self.weighting == "mean":
+            weights = has_label.float() / has_label.sum(0, keepdim=True).clamp(min=1)
+        else:
+            weights = torch.softmax(support_scores.masked_fill(~has_label, float("-inf")), dim=0)
+            weights = torch.nan_to_num(weights)  # a label without support images: all -inf, weights 0
         prototypes = torch.einsum("sn,snd->nd", weights, parts)
         unsupported = ~has_label.any(0)
         return torch.where(unsupported[:, None], labels, prototypes), support_scores

@@ -1,0 +1,150 @@
+"""ML-FSIC (Yan et al., AAAI 2022) for the shared runner: episodic training over the training labels and
+episodic evaluation over the test labels (1- and 5-shot, and with no support image at all)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from common.config import require_choice, typed_config
+from common.errors import ConfigError, DatasetError
+from common.metrics.multilabel import mean_average_precision, threshold_scores
+from common.task import PaperTask
+from papers.ml_fsic.data import MultiLabelImages, label_vectors, read_coco, split_by_labels
+from papers.ml_fsic.episodes_source import EpisodeSource
+from papers.ml_fsic.model import PrototypeModelConfig, WordGuidedPrototypes, episode_loss
+from papers.ml_fsic.synthetic import SyntheticMultiLabelConfig, ensure_dataset
+
+DATASETS = ("synthetic_multilabel", "coco")
+MODELS = ("word_guided", "mean_prototype")  # mean_prototype: ProtoNet, the mean of the labeled images' v
+MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+@dataclass
+class MultiLabelDataConfig:
+    name: str = "synthetic_multilabel"
+    root: str | None = None  # COCO 2014 root (annotations/, train2014/, val2014/); never downloaded
+    word_vectors: str | None = None  # GloVe text file; default <dataset>/word_vectors.txt for the generated set
+    label_split: str | None = None  # JSON {train: [...], val: [...], test: [...]}; default <dataset>/label_split.json
+    image_size: int = 96
+    cache_dir: str = ".cache/reprozoo"
+    data_card: str = "data_cards/synthetic_multilabel.md"
+    generator: SyntheticMultiLabelConfig = field(default_factory=SyntheticMultiLabelConfig)
+
+
+@dataclass
+class EpisodeConfig:
+    ways: int = 5
+    train_episodes: int = 2000  # one optimizer step each
+    train_shots: int = 1  # the authors' training episodes: 1 support image per label
+    queries_per_label: int = 4
+    test_shots: list[int] = field(default_factory=lambda: [1, 5, 0])  # 0: no support image (word vectors only)
+    test_episodes: int = 100  # per shot count
+    support_loss: bool = True
+
+
+class MLFSICTask(PaperTask):
+    def __init__(self, cfg, context, run_dir: Path):
+        super().__init__(cfg, context, run_dir)
+        self.model_config = typed_config(PrototypeModelConfig, cfg.model.prototypes, "model.prototypes")
+        self.data_config = typed_config(MultiLabelDataConfig, cfg.data, "data")
+        self.episodes = typed_config(EpisodeConfig, cfg.episodes, "episodes")
+        self.method = str(cfg.model.name)
+        require_choice(self.method, MODELS, "model.name")
+        require_choice(self.data_config.name, DATASETS, "data.name")
+        if int(cfg.trainer.batch_size) != 1:
+            raise ConfigError(f"trainer.batch_size={cfg.trainer.batch_size}: one batch is one episode; set it to 1.")
+        self.seed = int(cfg.seed)
+        self.word_dim = 0
+
+    @property
+    def model_name(self) -> str:
+        return self.method
+
+    def _root(self) -> Path:
+        config = self.data_config
+        if config.name == "synthetic_multilabel":
+            return ensure_dataset(config.generator, Path(config.cache_dir), progress=self.context.is_main)
+        if not config.root:
+            raise DatasetError(
+                f"data.root is not set: {config.name} is read from a folder you give ({config.data_card})."
+            )
+        return Path(config.root)
+
+    def prepare_data(self) -> None:
+        self._root()
+
+    def _images(self, root: Path) -> MultiLabelImages:
+        if self.data_config.name == "synthetic_multilabel":
+            return read_coco([root / "annotations" / "instances.json"], [root / "images"], self.data_config.data_card)
+        files = [root / "annotations" / f"instances_{split}.json" for split in ("train2014", "val2014")]
+        return read_coco(files, [root / "train2014", root / "val2014"], self.data_config.data_card)
+
+    def _pixels(self, paths: list[Path]) -> torch.Tensor:
+        size = self.data_config.image_size
+        frames = []
+        for path in paths:
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                raise DatasetError(f"{path} is not a readable image; {self.data_config.data_card}.")
+            image = cv2.resize(image[:, :, ::-1], (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
+            frames.append((image / 255 - MEAN) / STD)
+        return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous()
+
+    def load_data(self):
+        config, root = self.data_config, self._root()
+        split_path = Path(config.label_split or root / "label_split.json")
+        splits = split_by_labels(self._images(root), json.loads(split_path.read_text()))
+        vectors_path = Path(config.word_vectors or root / "word_vectors.txt")
+        sources = {}
+        for name in ("train", "test"):
+            part = splits[name]
+            vectors = torch.from_numpy(label_vectors(vectors_path, part.label_names, config.data_card))
+            sources[name] = (self._pixels(part.paths), part.labels, vectors)
+        self.word_dim = sources["train"][2].shape[1]
+        episodes = self.episodes
+        shape = (episodes.ways, episodes.queries_per_label)
+        train = EpisodeSource(
+            *sources["train"], episodes.train_episodes, shape[0], [episodes.train_shots], shape[1], self.seed
+        )
+        count = episodes.test_episodes * len(episodes.test_shots)
+        test = EpisodeSource(*sources["test"], count, shape[0], episodes.test_shots, shape[1], 10_000 + self.seed)
+        return train, test, test
+
+    def build_model(self):
+        config = self.model_config
+        if self.method == "mean_prototype":
+            config = replace(config, attention=False, weighting="mean")
+        return WordGuidedPrototypes(config, self.word_dim)
+
+    def loss(self, model, batch):
+        output = model(batch)
+        return episode_loss(output, batch, self.episodes.support_loss and self.method == "word_guided"), {}
+
+    def predict(self, model, batch):
+        output = model(batch)
+        probabilities = torch.sigmoid(output["query_scores"]).float().cpu().numpy()
+        targets = batch["query_targets"].cpu().numpy()
+        metrics = {**mean_average_precision(targets, probabilities), **threshold_scores(targets, probabilities)}
+        device = batch["query"].device
+        row = {name: torch.tensor([value], device=device) for name, value in metrics.items()}
+        return {**row, "shots": batch["shots"].float()}
+
+    def metrics(self, outputs):
+        result = {}
+        for shots in np.unique(outputs["shots"]).astype(int):
+            rows = outputs["shots"] == shots
+            result.update(
+                {
+                    f"{name}_{shots}shot": float(values[rows].mean())
+                    for name, values in outputs.items()
+                    if name != "shots"
+                }
+            )
+        return result
