@@ -148,3 +148,8 @@ class MLFSICTask(PaperTask):
                 }
             )
         return result
+
+    def bench(self):
+        from papers.ml_fsic.bench import MLFSICBenchConfig, run_benchmarks
+
+        return run_benchmarks(self, typed_config(MLFSICBenchConfig, self.cfg.get("bench"), "bench"))
