@@ -105,6 +105,15 @@ def test_two_shot_vos_reads_the_real_layouts(run_cli, tmp_path, dataset, folder)
         assert len(list((tmp_path / "submission" / "Annotations" / "1c0b9c2e1a").glob("*.png"))) == 4
 
 
+def test_ml_fsic_smoke_run_scores_one_five_and_zero_shot_episodes(run_cli, tmp_path):
+    completed = run_cli("paper=ml_fsic", *SMOKE[1:], f"hydra.run.dir={tmp_path}")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    metrics = read_record(tmp_path)["metrics"]
+    for shots in (0, 1, 5):
+        assert 0 < metrics[f"macro_map_{shots}shot"] <= 1 and 0 < metrics[f"micro_map_{shots}shot"] <= 1
+    assert "train word_guided" in completed.stderr
+
+
 def test_experiment_selects_the_papers_experiment_config(run_cli, tmp_path):
     completed = run_cli(*SMOKE, "experiment=table4_sim_hard", f"hydra.run.dir={tmp_path}")
     assert completed.returncode == 0, completed.stderr[-3000:]
@@ -117,10 +126,11 @@ def test_mode_table_renders_the_committed_results():
     assert "Table 4" in markdown and "0.7962" in markdown
 
 
-def test_results_md_is_in_sync_with_the_committed_records():
-    expected = render_results("twin")
-    assert (ROOT / "papers" / "twin" / "RESULTS.md").read_text() == expected, (
-        "papers/twin/RESULTS.md is stale: run `python run.py paper=twin mode=table mode.write=true`"
+@pytest.mark.parametrize("paper", ["twin", "pepnet", "two_shot_vos"])
+def test_results_md_is_in_sync_with_the_committed_records(paper):
+    expected = render_results(paper)
+    assert (ROOT / "papers" / paper / "RESULTS.md").read_text() == expected, (
+        f"papers/{paper}/RESULTS.md is stale: run `python run.py paper={paper} mode=table mode.write=true`"
     )
 
 
