@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+from common.errors import DatasetError
+
 
 def fingerprint(config) -> str:
     """A short hash of a generator's settings (a dataclass): the cache key of what it generates."""
@@ -36,3 +38,16 @@ def ensure_generated(name: str, config, cache_dir: Path, write: Callable[[Path],
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return folder
+
+
+def dataset_root(name: str, root: str | None, data_card: str, generated: str, generate: Callable[[], Path]) -> Path:
+    """The folder a run reads: `generate()`'s (the embedded dataset, made on first use) when `name` is the
+    generated dataset's, else the user's `data.root` (real data is never downloaded)."""
+    if name == generated:
+        return generate()
+    if not root:
+        raise DatasetError(
+            f"data.root is not set: the {name} dataset is read from a folder you give (data.root=/path/to/it), "
+            f"never downloaded; {data_card} says where to get it."
+        )
+    return Path(root)

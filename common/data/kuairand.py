@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common.data.generated import dataset_root
 from common.errors import DatasetError
 
 LOG_COLUMNS = (
@@ -225,11 +226,5 @@ class KuaiRandSourceConfig:
 def kuairand_folder(config: KuaiRandSourceConfig, generated: str, generate) -> tuple[Path, str]:
     """The folder and version tag to read: `generate()`'s folder when `config.name` is the generated dataset's
     name, else the user's `data.root` (never downloaded)."""
-    if config.name == generated:
-        return generate(), "synthetic"
-    if not config.root:
-        raise DatasetError(
-            f"data.root is not set: the {config.name} dataset is read from a folder you give, never downloaded "
-            f"(data.root=/path/to/KuaiRand-1K/data); {config.data_card} says where to get it."
-        )
-    return Path(config.root), config.version
+    folder = dataset_root(config.name, config.root, config.data_card, generated, generate)
+    return folder, "synthetic" if config.name == generated else config.version

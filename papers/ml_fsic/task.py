@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -12,6 +13,7 @@ import numpy as np
 import torch
 
 from common.config import require_choice, typed_config
+from common.data.generated import dataset_root
 from common.errors import ConfigError, DatasetError
 from common.metrics.multilabel import mean_average_precision, threshold_scores
 from common.task import PaperTask
@@ -69,13 +71,8 @@ class MLFSICTask(PaperTask):
 
     def _root(self) -> Path:
         config = self.data_config
-        if config.name == "synthetic_multilabel":
-            return ensure_dataset(config.generator, Path(config.cache_dir), progress=self.context.is_main)
-        if not config.root:
-            raise DatasetError(
-                f"data.root is not set: {config.name} is read from a folder you give ({config.data_card})."
-            )
-        return Path(config.root)
+        generate = partial(ensure_dataset, config.generator, Path(config.cache_dir), progress=self.context.is_main)
+        return dataset_root(config.name, config.root, config.data_card, "synthetic_multilabel", generate)
 
     def prepare_data(self) -> None:
         self._root()

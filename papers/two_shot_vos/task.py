@@ -11,6 +11,7 @@ Evaluation propagates the first frame's masks through each validation video (J, 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,8 @@ import torch
 from torch import nn
 
 from common.config import require_choice, typed_config
-from common.errors import ConfigError, DatasetError
+from common.data.generated import dataset_root
+from common.errors import ConfigError
 from common.logging import NullLogger
 from common.metrics.segmentation import j_and_f, jaccard, video_object_scores
 from common.task import PaperTask
@@ -95,14 +97,8 @@ class TwoShotVOSTask(PaperTask):
 
     def _root(self) -> Path:
         config = self.data_config
-        if config.name == "synthetic_vos":
-            return ensure_dataset(config.generator, Path(config.cache_dir), progress=self.context.is_main)
-        if not config.root:
-            raise DatasetError(
-                f"data.root is not set: {config.name} is read from a folder you give, never downloaded "
-                f"(data.root=/path/to/DAVIS); {config.data_card} says where to get it."
-            )
-        return Path(config.root)
+        generate = partial(ensure_dataset, config.generator, Path(config.cache_dir), progress=self.context.is_main)
+        return dataset_root(config.name, config.root, config.data_card, "synthetic_vos", generate)
 
     def prepare_data(self) -> None:
         self._root()
