@@ -327,6 +327,14 @@ def test_two_shot_vos_bench_compares_with_the_plain_forward(run_cli, tmp_path):
     assert all(f["baseline_name"] == "plain key-encoder forward" and f["unit"] == "frames/s" for f in figures)
 
 
+def test_ml_fsic_bench_compares_with_mean_prototypes(run_cli, tmp_path):
+    completed = run_cli("paper=ml_fsic", "debug=smoke", "logger=none", "mode=bench", f"hydra.run.dir={tmp_path}")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    figures = json.loads((tmp_path / "bench.json").read_text())
+    assert [f["name"].split(",")[0] for f in figures] == ["training episodes", "test episodes"]
+    assert all(f["baseline_name"] == "mean prototypes" and f["unit"] == "episodes/s" for f in figures)
+
+
 def test_twin_v2_bench_measures_clustering_and_serving(run_cli, tmp_path):
     completed = run_cli("paper=twin_v2", "debug=smoke", "logger=none", "mode=bench", f"hydra.run.dir={tmp_path}")
     assert completed.returncode == 0, completed.stderr[-3000:]
