@@ -65,3 +65,26 @@ def test_episode_forward_and_losses():
     assert output["query_scores"].shape == (4, 2) and output["support_scores"].shape == (3, 2)
     with_support, without = episode_loss(output, episode), episode_loss(output, episode, support_loss=False)
     assert with_support > without > 0
+
+
+def test_fine_tuned_classifier_trains_on_episode_labels_and_fits_a_head_per_episode():
+    from papers.ml_fsic.baselines import FineTunedClassifier
+
+    torch.manual_seed(0)
+    classifier = FineTunedClassifier(SMALL, labels=10).eval()
+    episode = {
+        "support": torch.randn(4, 3, 64, 64),
+        "support_targets": torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 1.0]]),
+        "query": torch.randn(3, 3, 64, 64),
+        "query_targets": torch.zeros(3, 2),
+        "label_ids": torch.tensor([7, 2]),
+    }
+    output = classifier(episode)
+    features = classifier.features(torch.cat([episode["support"], episode["query"]]))
+    torch.testing.assert_close(output["query_scores"], classifier.head(features[4:])[:, [7, 2]])
+    assert classifier.fit_and_score(episode).shape == (3, 2)
+    fitted_on_queries = {**episode, "query": episode["support"]}
+    scores = torch.sigmoid(classifier.fit_and_score(fitted_on_queries))
+    assert ((scores > 0.5).float() == episode["support_targets"]).all()  # the head fits its support set
+    without_support = {**episode, "support": episode["support"][:0], "support_targets": torch.zeros(0, 2)}
+    assert classifier.fit_and_score(without_support).abs().sum() == 0  # no word vectors: nothing to go on

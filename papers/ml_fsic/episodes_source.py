@@ -38,5 +38,6 @@ class EpisodeSource:
             "query": self.images[episode.query],
             "query_targets": torch.from_numpy(episode.query_targets),
             "word_vectors": self.word_vectors[episode.labels],
+            "label_ids": torch.from_numpy(episode.labels),
             "shots": torch.tensor([shots]),
         }

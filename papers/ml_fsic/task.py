@@ -17,13 +17,14 @@ from common.data.generated import dataset_root
 from common.errors import ConfigError, DatasetError
 from common.metrics.multilabel import mean_average_precision, threshold_scores
 from common.task import PaperTask
+from papers.ml_fsic.baselines import FineTunedClassifier
 from papers.ml_fsic.data import MultiLabelImages, label_vectors, read_coco, split_by_labels
 from papers.ml_fsic.episodes_source import EpisodeSource
 from papers.ml_fsic.model import PrototypeModelConfig, WordGuidedPrototypes, episode_loss
 from papers.ml_fsic.synthetic import SyntheticMultiLabelConfig, ensure_dataset
 
 DATASETS = ("synthetic_multilabel", "coco")
-MODELS = ("word_guided", "mean_prototype")  # mean_prototype: ProtoNet, the mean of the labeled images' v
+MODELS = ("word_guided", "mean_prototype", "finetuned_classifier")  # mean_prototype: ProtoNet
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
@@ -64,6 +65,7 @@ class MLFSICTask(PaperTask):
             raise ConfigError(f"trainer.batch_size={cfg.trainer.batch_size}: one batch is one episode; set it to 1.")
         self.seed = int(cfg.seed)
         self.word_dim = 0
+        self.train_labels = 0
 
     @property
     def model_name(self) -> str:
@@ -105,6 +107,7 @@ class MLFSICTask(PaperTask):
             vectors = torch.from_numpy(label_vectors(vectors_path, part.label_names, config.data_card))
             sources[name] = (self._pixels(part.paths), part.labels, vectors)
         self.word_dim = sources["train"][2].shape[1]
+        self.train_labels = len(splits["train"].label_names)
         episodes = self.episodes
         shape = (episodes.ways, episodes.queries_per_label)
         train = EpisodeSource(
@@ -116,17 +119,26 @@ class MLFSICTask(PaperTask):
 
     def build_model(self):
         config = self.model_config
+        if self.method == "finetuned_classifier":
+            return FineTunedClassifier(config, self.train_labels)
         if self.method == "mean_prototype":
             config = replace(config, attention=False, weighting="mean")
         return WordGuidedPrototypes(config, self.word_dim)
 
     def loss(self, model, batch):
         output = model(batch)
-        return episode_loss(output, batch, self.episodes.support_loss and self.method == "word_guided"), {}
+        support_term = self.method == "finetuned_classifier" or (
+            self.method == "word_guided" and self.episodes.support_loss
+        )
+        return episode_loss(output, batch, support_term), {}
 
     def predict(self, model, batch):
-        output = model(batch)
-        probabilities = torch.sigmoid(output["query_scores"]).float().cpu().numpy()
+        core = model.module if hasattr(model, "module") else model
+        if self.method == "finetuned_classifier":
+            scores = core.fit_and_score(batch)
+        else:
+            scores = model(batch)["query_scores"]
+        probabilities = torch.sigmoid(scores).float().cpu().numpy()
         targets = batch["query_targets"].cpu().numpy()
         metrics = {**mean_average_precision(targets, probabilities), **threshold_scores(targets, probabilities)}
         device = batch["query"].device
