@@ -227,9 +227,12 @@ class TwoShotVOSTask(PaperTask):
             j, f = video_object_scores(truth[scored], predicted[scored], objects)
             j_scores.append(j)
             f_scores.append(f)
+        scores = {"jaccard": j_scores, "boundary_f": f_scores}
         device = batch["frames"].device
-        as_tensor = lambda parts: torch.as_tensor(np.concatenate(parts) if parts else np.zeros(0), device=device)  # noqa: E731
-        return {"jaccard": as_tensor(j_scores), "boundary_f": as_tensor(f_scores)}
+        return {
+            name: torch.as_tensor(np.concatenate(parts) if parts else np.zeros(0), device=device)
+            for name, parts in scores.items()
+        }
 
     def metrics(self, outputs):
         """J, F and J&F over every object of every video; none where the split has no ground truth beyond the
