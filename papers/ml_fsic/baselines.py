@@ -5,25 +5,18 @@ without support images (it has no word vectors): such episodes get constant scor
 
 from __future__ import annotations
 
-import timm
 import torch
 from torch import nn
 from torch.nn import functional
 
+from common.backbones import feature_backbone
 from papers.ml_fsic.model import PrototypeModelConfig
 
 
 class FineTunedClassifier(nn.Module):
     def __init__(self, config: PrototypeModelConfig, labels: int, head_steps: int = 100, head_lr: float = 0.1):
         super().__init__()
-        options = {"features_only": True, "out_indices": (-1,)}
-        if config.backbone_weights:
-            overlay = {"file": config.backbone_weights}
-            self.backbone = timm.create_model(
-                config.backbone, pretrained=True, pretrained_cfg_overlay=overlay, **options
-            )
-        else:
-            self.backbone = timm.create_model(config.backbone, pretrained=False, **options)
+        self.backbone = feature_backbone(config.backbone, config.backbone_weights, (-1,))
         self.head = nn.Linear(self.backbone.feature_info.channels()[-1], labels)
         self.head_steps, self.head_lr = head_steps, head_lr
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import timm
 import torch
 from torch import nn
 from torch.nn import functional
+
+from common.backbones import feature_backbone
 
 SCALE = 20.0
 
@@ -65,14 +66,7 @@ class CrossModalAttention(nn.Module):
 class WordGuidedPrototypes(nn.Module):
     def __init__(self, config: PrototypeModelConfig, word_dim: int):
         super().__init__()
-        options = {"features_only": True, "out_indices": (-1,)}
-        if config.backbone_weights:
-            overlay = {"file": config.backbone_weights}
-            self.backbone = timm.create_model(
-                config.backbone, pretrained=True, pretrained_cfg_overlay=overlay, **options
-            )
-        else:
-            self.backbone = timm.create_model(config.backbone, pretrained=False, **options)
+        self.backbone = feature_backbone(config.backbone, config.backbone_weights, (-1,))
         feature_dim = self.backbone.feature_info.channels()[-1]
         self.image_projection = nn.Linear(feature_dim, config.dim)  # W_v
         self.word_projection = nn.Linear(word_dim, config.dim)  # W_t

@@ -9,11 +9,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import timm
 import torch
 from torch import nn
 from torch.nn import functional
 
+from common.backbones import feature_backbone
 from papers.two_shot_vos.interface import KeyFeatures, VOSModel
 
 
@@ -27,13 +27,6 @@ class STCNConfig:
     key_weights: str | None = None  # a local timm checkpoint of the key backbone (nothing is downloaded)
     value_weights: str | None = None
     freeze_batchnorm: bool = True  # STCN trains with BatchNorm frozen
-
-
-def _backbone(name: str, weights: str | None, in_chans: int, indices: tuple[int, ...]) -> nn.Module:
-    options = {"features_only": True, "out_indices": indices, "in_chans": in_chans}
-    if weights:
-        return timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": weights}, **options)
-    return timm.create_model(name, pretrained=False, **options)
 
 
 class ResBlock(nn.Module):
@@ -95,13 +88,13 @@ class STCN(VOSModel):
     def __init__(self, config: STCNConfig):
         super().__init__()
         self.config = config
-        self.key_encoder = _backbone(config.key_backbone, config.key_weights, 3, (1, 2, 3))
+        self.key_encoder = feature_backbone(config.key_backbone, config.key_weights, (1, 2, 3))
         skip4, skip8, key16 = self.key_encoder.feature_info.channels()
         self.key_projection = nn.Conv2d(key16, config.key_dim, 3, padding=1)
         nn.init.orthogonal_(self.key_projection.weight)
         nn.init.zeros_(self.key_projection.bias)
         self.key_compression = nn.Conv2d(key16, config.value_dim, 3, padding=1)
-        self.value_encoder = _backbone(config.value_backbone, config.value_weights, 5, (3,))
+        self.value_encoder = feature_backbone(config.value_backbone, config.value_weights, (3,), in_chans=5)
         value16 = self.value_encoder.feature_info.channels()[-1]
         self.fuse_in = ResBlock(value16 + key16, config.value_dim)
         self.fuse_attention = CBAM(config.value_dim)
