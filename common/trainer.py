@@ -46,6 +46,8 @@ class TrainerConfig:
     log_every: int = 10
     checkpoint_every: int = 50
     grad_clip: float | None = 1.0
+    warmup_steps: int = 0  # linear learning-rate warm-up from warmup_start_factor x lr to lr
+    warmup_start_factor: float = 0.01
     amp: bool = True
     deterministic: bool = False
     progress_bar: bool = True
@@ -78,6 +80,13 @@ def build_optimizers(
         require_choice(choice.name, tuple(OPTIMIZERS), f"trainer.optimizers.{name}.name")
         optimizers[name] = OPTIMIZERS[choice.name](parameters, lr=choice.lr, weight_decay=choice.weight_decay)
     return optimizers
+
+
+def warmup_factor(step: int, warmup_steps: int, start_factor: float) -> float:
+    """The learning-rate multiplier of optimizer step `step` (0-based): linear from start_factor to 1."""
+    if step >= warmup_steps:
+        return 1.0
+    return start_factor + (1.0 - start_factor) * step / warmup_steps
 
 
 def epoch_batches(num_samples: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
@@ -160,6 +169,7 @@ class Trainer:
             batches = epoch_batches(len(train), self.settings.batch_size, self.seed, state.epoch)
             for global_batch in batches[state.batch_in_epoch :]:
                 local = global_batch[self.context.rank :: self.context.world_size]
+                self._set_learning_rates(optimizers, state.step)
                 logs = self._train_step(wrapped, optimizers, train.batch(local))
                 state.step += 1
                 state.batch_in_epoch += 1
@@ -209,6 +219,14 @@ class Trainer:
         self.scaler.update()
         return {"loss": float(loss.detach()), **{k: float(v) for k, v in logs.items()}}
 
+    def _set_learning_rates(self, optimizers: dict, step: int) -> None:
+        if step > self.settings.warmup_steps:
+            return
+        factor = warmup_factor(step, self.settings.warmup_steps, self.settings.warmup_start_factor)
+        for name, optimizer in optimizers.items():
+            for group in optimizer.param_groups:
+                group["lr"] = self.settings.optimizers[name].lr * factor
+
     @torch.no_grad()
     def evaluate(self, model: nn.Module, source: BatchSource, split: str) -> dict[str, float]:
         """Predict on this rank's contiguous share of `source`, gather every rank's outputs, compute metrics."""
@@ -216,7 +234,8 @@ class Trainer:
         share = np.array_split(np.arange(len(source)), self.context.world_size)[self.context.rank]
         pieces: dict[str, list[np.ndarray]] = {}
         chunks = range(0, len(share), self.settings.eval_batch_size)
-        for start in tqdm(chunks, desc=f"eval {split}", leave=False, disable=not self.context.is_main):
+        quiet = not (self.context.is_main and self.settings.progress_bar)
+        for start in tqdm(chunks, desc=f"eval {split}", leave=False, disable=quiet):
             indices = share[start : start + self.settings.eval_batch_size]
             batch = {name: value.to(self.device) for name, value in source.batch(indices).items()}
             with self.autocast():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, precision_recall_fscore_support
 
-from common.metrics.multilabel import average_precision, mean_average_precision, threshold_scores
+from common.metrics.multilabel import average_precision, chance_map, mean_average_precision, threshold_scores
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -44,3 +44,12 @@ def test_threshold_scores_match_scikit_learn(seed):
         assert result[f"{average}_precision"] == pytest.approx(precision)
         assert result[f"{average}_recall"] == pytest.approx(recall)
         assert result[f"{average}_f1"] == pytest.approx(f1)
+
+
+def test_chance_map_is_the_expected_ap_of_random_scores():
+    one_in_four = np.array([[1], [0], [0], [0]])
+    expected = (1 + 1 / 2 + 1 / 3 + 1 / 4) / 4  # E[1 / rank of the single positive]
+    chance = chance_map(one_in_four, draws=4000)
+    assert chance["chance_macro_map"] == pytest.approx(expected, abs=0.015)
+    assert chance == chance_map(one_in_four, draws=4000)  # fixed seed
+    assert chance_map(np.ones((3, 2)), draws=5) == {"chance_macro_map": 1.0, "chance_micro_map": 1.0}

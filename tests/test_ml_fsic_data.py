@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from gensim.models import KeyedVectors
 
 from common.errors import DatasetError
 from papers.ml_fsic.data import label_vectors, read_coco, read_voc, split_by_labels
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, ROOT
 
 COCO, VOC, GLOVE = FIXTURES / "coco2014", FIXTURES / "voc2007", FIXTURES / "glove_tiny.300d.txt"
 
@@ -41,12 +43,14 @@ def test_an_image_belongs_to_a_split_only_if_all_its_labels_do():
 
 
 def test_voc_reads_object_names_from_xml():
-    images = read_voc(VOC, "trainval", "data_cards/voc2007.md")
+    images = read_voc(VOC, ["trainval"], "data_cards/voc2007.md")
     assert images.label_names == ["car", "chair", "horse", "person", "pottedplant"]
     assert images.labels.astype(int).tolist() == [[0, 1, 0, 0, 1], [1, 0, 0, 0, 0], [0, 0, 1, 1, 0]]
-    easy = read_voc(VOC, "trainval", "data_cards/voc2007.md", keep_difficult=False)
+    easy = read_voc(VOC, ["trainval"], "data_cards/voc2007.md", keep_difficult=False)
     assert easy.label_names == ["car", "chair", "horse", "pottedplant"]  # the only person is difficult
     assert easy.labels[2].astype(int).tolist() == [0, 0, 1, 0]
+    with pytest.raises(DatasetError, match=r"lacks ImageSets/Main/test.txt"):
+        read_voc(VOC, ["trainval", "test"], "data_cards/voc2007.md")
 
 
 def test_label_vectors_average_the_words_of_a_name():
@@ -58,3 +62,13 @@ def test_label_vectors_average_the_words_of_a_name():
     np.testing.assert_allclose(table[2], table[1])
     with pytest.raises(DatasetError, match=r"label 'hair drier': words \['hair', 'drier'\] are not in"):
         label_vectors(GLOVE, ["hair drier"], "data_cards/glove.md")
+
+
+def test_coco_split_is_the_spec_s_52_12_16_over_the_80_labels():
+    split = json.loads((ROOT / "papers/ml_fsic/splits/coco2014.json").read_text())
+    assert [len(split[name]) for name in ("train", "val", "test")] == [52, 12, 16]
+    assert len(set().union(*split.values())) == 80
+    assert set(split["test"]) == {
+        "bicycle", "boat", "stop sign", "bird", "backpack", "frisbee", "snowboard", "surfboard", "cup", "fork",
+        "spoon", "broccoli", "chair", "keyboard", "microwave", "vase",
+    }  # fmt: skip

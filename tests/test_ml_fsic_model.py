@@ -88,3 +88,40 @@ def test_fine_tuned_classifier_trains_on_episode_labels_and_fits_a_head_per_epis
     assert ((scores > 0.5).float() == episode["support_targets"]).all()  # the head fits its support set
     without_support = {**episode, "support": episode["support"][:0], "support_targets": torch.zeros(0, 2)}
     assert classifier.fit_and_score(without_support).abs().sum() == 0  # no word vectors: nothing to go on
+
+
+def test_laso_augments_the_support_set_with_set_operations_on_every_pair():
+    from papers.ml_fsic.baselines import LaSOClassifier
+
+    torch.manual_seed(0)
+    laso = LaSOClassifier(SMALL, labels=10).eval()
+    features = torch.rand(3, laso.head.in_features)
+    targets = torch.tensor([[1.0, 1.0, 0.0], [0.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
+    augmented, labels = laso.support_set(features, targets)
+    assert augmented.shape == (3 + 3 * 6, features.shape[1])  # 6 ordered pairs, 3 operations each
+    torch.testing.assert_close(augmented[:3], features)
+    pairs = [(0, 1), (0, 2), (1, 2), (1, 0), (2, 0), (2, 1)]
+    a, b = targets[[p[0] for p in pairs]], targets[[p[1] for p in pairs]]
+    torch.testing.assert_close(labels[3:9], a * b)  # intersection
+    torch.testing.assert_close(labels[9:15], torch.maximum(a, b))  # union
+    torch.testing.assert_close(labels[15:], a * (1 - b))  # a minus b
+    torch.testing.assert_close(labels[3], torch.tensor([0.0, 1.0, 0.0]))
+
+
+def test_laso_training_loss_reaches_the_set_operation_networks():
+    from papers.ml_fsic.baselines import LaSOClassifier
+
+    torch.manual_seed(0)
+    laso = LaSOClassifier(SMALL, labels=10)
+    episode = {
+        "support": torch.randn(2, 3, 64, 64),
+        "support_targets": torch.tensor([[1.0, 0.0], [0.0, 1.0]]),
+        "query": torch.randn(2, 3, 64, 64),
+        "query_targets": torch.tensor([[1.0, 1.0], [0.0, 1.0]]),
+        "label_ids": torch.tensor([3, 5]),
+    }
+    output = laso(episode)
+    assert output["query_scores"].shape == (2, 2) and output["auxiliary_loss"] > 0
+    (episode_loss(output, episode) + output["auxiliary_loss"]).backward()
+    for network in (laso.intersection, laso.union, laso.difference):
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in network.parameters())

@@ -144,3 +144,18 @@ def test_batch_size_must_split_across_processes(tmp_path):
     task.context = DistributedContext(rank=0, world_size=3, local_rank=0, device=torch.device("cpu"))
     with pytest.raises(ConfigError, match="batch_size=8.*3"):
         Trainer(task, TrainerConfig(batch_size=8), seed=0, run_dir=tmp_path, logger=NullLogger(), resume=False)
+
+
+def test_learning_rate_warms_up_linearly_then_stays(tmp_path):
+    from common.logging import NullLogger
+    from common.trainer import Trainer, warmup_factor
+
+    assert [warmup_factor(step, 4, 0.01) for step in (0, 2, 4, 9)] == [0.01, 0.505, 1.0, 1.0]
+    settings = TrainerConfig(batch_size=8, warmup_steps=4, optimizers={"dense": OptimizerConfig("adam", 1e-4)})
+    trainer = Trainer(ToyTask([0.0]), settings, seed=0, run_dir=tmp_path, logger=NullLogger(), resume=False)
+    optimizers = build_optimizers({"dense": list(nn.Linear(2, 1).parameters())}, settings.optimizers)
+    seen = []
+    for step in range(6):
+        trainer._set_learning_rates(optimizers, step)
+        seen.append(optimizers["dense"].param_groups[0]["lr"])
+    np.testing.assert_allclose(seen, [1e-6, 2.575e-5, 5.05e-5, 7.525e-5, 1e-4, 1e-4])

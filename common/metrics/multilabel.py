@@ -34,6 +34,17 @@ def mean_average_precision(labels: np.ndarray, scores: np.ndarray) -> dict[str, 
     return {"macro_map": float(np.mean(per_label)), "micro_map": average_precision(labels, scores)}
 
 
+def chance_map(labels: np.ndarray, draws: int = 20, seed: int = 0) -> dict[str, float]:
+    """`chance_macro_map` and `chance_micro_map`: the mAP of uniformly random scores for these labels, the mean
+    over `draws` draws (a fixed seed, so the same labels give the same chance level)."""
+    rng = np.random.default_rng(seed)
+    totals = {"macro_map": 0.0, "micro_map": 0.0}
+    for _ in range(draws):
+        for name, value in mean_average_precision(labels, rng.random(np.shape(labels))).items():
+            totals[name] += value / draws
+    return {f"chance_{name}": value for name, value in totals.items()}
+
+
 def _f1(precision: np.ndarray, recall: np.ndarray) -> np.ndarray:
     total = precision + recall
     return np.divide(2 * precision * recall, total, out=np.zeros_like(total), where=total > 0)

@@ -1,7 +1,14 @@
-"""The fine-tuned classifier baseline: the backbone and a linear head are trained as a multi-label classifier
-over the training labels (on the training episodes' images); for a test episode, a new linear head over its N
-labels is fitted on the support images' frozen features and scores the queries. It cannot score a label
-without support images (it has no word vectors): such episodes get constant scores."""
+"""Baselines without word vectors; neither can score a label without support images (such episodes get
+constant scores).
+
+- Fine-tuned classifier: the backbone and a linear head are trained as a multi-label classifier over the
+  training labels (on the training episodes' images); for a test episode, a new linear head over its N labels
+  is fitted on the support images' frozen features and scores the queries.
+- LaSO-style (Alfassy et al., CVPR 2019): the same classifier, trained jointly with three label-set operation
+  networks M_int, M_uni, M_sub that map a pair of image features to the feature of an image whose labels are
+  the pair's intersection, union and difference; at test time the support set is augmented with the
+  operations' outputs on every ordered pair of support images before the head is fitted.
+"""
 
 from __future__ import annotations
 
@@ -38,16 +45,79 @@ class FineTunedClassifier(nn.Module):
             query = self.features(episode["query"])
             if not len(episode["support"]):
                 return torch.zeros(len(query), labels, device=query.device)
-            support = self.features(episode["support"])
-            centre, spread = support.mean(0), support.std(0, unbiased=False) + 1e-6
+            real = self.features(episode["support"])
+            support, targets = self.support_set(real, episode["support_targets"])
+            centre, spread = real.mean(0), real.std(0, unbiased=False) + 1e-6
             support, query = (support - centre) / spread, (query - centre) / spread
         head = nn.Linear(query.shape[1], labels).to(query.device)
         optimizer = torch.optim.Adam(head.parameters(), lr=self.head_lr)
         with torch.enable_grad():
             for _ in range(self.head_steps):
-                loss = functional.binary_cross_entropy_with_logits(head(support), episode["support_targets"])
+                loss = functional.binary_cross_entropy_with_logits(head(support), targets)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
         with torch.no_grad():
             return head(query)
+
+    def support_set(self, features: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The features and targets the episode's head is fitted on: the support images as they are."""
+        return features, targets
+
+
+class SetOperation(nn.Module):
+    """M(a, b): an MLP over a concatenated pair of (non-negative, GAP) image features."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Linear(2 * dim, dim), nn.LeakyReLU(0.2), nn.Linear(dim, dim), nn.LeakyReLU(0.2), nn.Linear(dim, dim),
+            nn.ReLU(),
+        )  # fmt: skip
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return self.layers(torch.cat([a, b], dim=-1))
+
+
+class LaSOClassifier(FineTunedClassifier):
+    def __init__(self, config: PrototypeModelConfig, labels: int, head_steps: int = 100, head_lr: float = 0.1):
+        super().__init__(config, labels, head_steps, head_lr)
+        dim = self.head.in_features
+        self.intersection, self.union, self.difference = SetOperation(dim), SetOperation(dim), SetOperation(dim)
+
+    def forward(self, episode: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The classifier's logits as in the fine-tuned baseline, plus LaSO's losses on each episode image paired
+        with another: the classifier's BCE on the three synthesized features against the label-set operations'
+        targets, the symmetry of ∩ and ∪, and the reconstruction of both inputs (LaSO's mode-collapse term)."""
+        support = len(episode["support"])
+        features = self.features(torch.cat([episode["support"], episode["query"]]))
+        targets = torch.cat([episode["support_targets"], episode["query_targets"]])
+        logits = self.head(features)[:, episode["label_ids"]]
+        partner = torch.randperm(len(features), device=features.device)
+        a, b = features, features[partner]
+        synthesized, synthesized_targets = self.set_operations(a, b, targets, targets[partner])
+        both, either, only_a = synthesized
+        classification = functional.binary_cross_entropy_with_logits(
+            self.head(torch.cat(synthesized))[:, episode["label_ids"]], torch.cat(synthesized_targets)
+        )
+        symmetry = functional.mse_loss(both, self.intersection(b, a)) + functional.mse_loss(either, self.union(b, a))
+        reconstruction = functional.mse_loss(self.union(only_a, both), a) + functional.mse_loss(
+            self.union(self.difference(b, a), both), b
+        )
+        return {
+            "support_scores": logits[:support],
+            "query_scores": logits[support:],
+            "auxiliary_loss": classification + symmetry + reconstruction,
+        }
+
+    def set_operations(self, a: torch.Tensor, b: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor):
+        """[M_int(a, b), M_uni(a, b), M_sub(a, b)] and their targets [y_a ∧ y_b, y_a ∨ y_b, y_a ∧ ¬y_b]."""
+        features = [self.intersection(a, b), self.union(a, b), self.difference(a, b)]
+        return features, [y_a * y_b, torch.maximum(y_a, y_b), y_a * (1 - y_b)]
+
+    def support_set(self, features: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The support images plus M_int, M_uni and M_sub of every ordered pair of distinct support images."""
+        first, second = torch.triu_indices(len(features), len(features), 1, device=features.device)
+        first, second = torch.cat([first, second]), torch.cat([second, first])
+        synthesized, labels = self.set_operations(features[first], features[second], targets[first], targets[second])
+        return torch.cat([features, *synthesized]), torch.cat([targets, *labels])

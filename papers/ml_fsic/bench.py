@@ -29,7 +29,7 @@ def _episodes_per_second(step, episodes: int) -> float:
 
 def run_benchmarks(task, settings: MLFSICBenchConfig) -> list[BenchFigure]:
     task.prepare_data()
-    train, test, _ = task.load_data()
+    train, _, test = task.load_data()
     models = {
         "word-vector guided prototypes": WordGuidedPrototypes(task.model_config, task.word_dim),
         "mean prototypes": WordGuidedPrototypes(

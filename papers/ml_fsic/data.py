@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,14 +46,19 @@ def read_coco(annotation_files: list[Path], image_dirs: list[Path], data_card: s
     return _as_matrix(paths, label_sets, sorted(set(names.values())))
 
 
-def read_voc(root: Path, image_set: str, data_card: str, keep_difficult: bool = True) -> MultiLabelImages:
-    """VOC 2007: ImageSets/Main/<image_set>.txt, Annotations/<id>.xml (object/name), JPEGImages/<id>.jpg."""
+def read_voc(root: Path, image_sets: list[str], data_card: str, keep_difficult: bool = True) -> MultiLabelImages:
+    """VOC 2007: ImageSets/Main/<image set>.txt for each set, Annotations/<id>.xml (object/name),
+    JPEGImages/<id>.jpg."""
     root = Path(root)
-    listing = root / "ImageSets" / "Main" / f"{image_set}.txt"
-    if not listing.is_file():
-        raise DatasetError(f"VOC folder {root} lacks {listing.relative_to(root)}; {data_card} describes the layout.")
+    image_ids = []
+    for image_set in image_sets:
+        listing = root / "ImageSets" / "Main" / f"{image_set}.txt"
+        if not listing.is_file():
+            missing = listing.relative_to(root)
+            raise DatasetError(f"VOC folder {root} lacks {missing}; {data_card} describes the layout.")
+        image_ids.extend(listing.read_text().split())
     paths, label_sets = [], []
-    for image_id in listing.read_text().split():
+    for image_id in image_ids:
         xml = root / "Annotations" / f"{image_id}.xml"
         try:
             tree = ElementTree.parse(xml)
@@ -94,6 +100,7 @@ def label_vectors(path: Path, names: list[str], data_card: str) -> np.ndarray:
     several words (spaces or underscores) is the mean of its words' vectors."""
     from gensim.models import KeyedVectors
 
+    logging.getLogger("gensim").setLevel(logging.WARNING)  # its INFO lines log every load
     if not Path(path).is_file():
         raise DatasetError(f"word vector file {path} does not exist; {data_card} says where to get GloVe.")
     vectors = KeyedVectors.load_word2vec_format(str(path), binary=False, no_header=True)

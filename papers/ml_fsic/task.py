@@ -15,16 +15,17 @@ import torch
 from common.config import require_choice, typed_config
 from common.data.generated import dataset_root
 from common.errors import ConfigError, DatasetError
-from common.metrics.multilabel import mean_average_precision, threshold_scores
+from common.metrics.multilabel import chance_map, mean_average_precision, threshold_scores
 from common.task import PaperTask
-from papers.ml_fsic.baselines import FineTunedClassifier
-from papers.ml_fsic.data import MultiLabelImages, label_vectors, read_coco, split_by_labels
+from papers.ml_fsic.baselines import FineTunedClassifier, LaSOClassifier
+from papers.ml_fsic.data import MultiLabelImages, label_vectors, read_coco, read_voc, split_by_labels
 from papers.ml_fsic.episodes_source import EpisodeSource
 from papers.ml_fsic.model import PrototypeModelConfig, WordGuidedPrototypes, episode_loss
 from papers.ml_fsic.synthetic import SyntheticMultiLabelConfig, ensure_dataset
 
-DATASETS = ("synthetic_multilabel", "coco")
-MODELS = ("word_guided", "mean_prototype", "finetuned_classifier")  # mean_prototype: ProtoNet
+DATASETS = ("synthetic_multilabel", "coco", "voc2007")
+MODELS = ("word_guided", "mean_prototype", "finetuned_classifier", "laso")  # mean_prototype: ProtoNet
+CLASSIFIERS = {"finetuned_classifier": FineTunedClassifier, "laso": LaSOClassifier}  # no word vectors
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
@@ -32,7 +33,8 @@ STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 @dataclass
 class MultiLabelDataConfig:
     name: str = "synthetic_multilabel"
-    root: str | None = None  # COCO 2014 root (annotations/, train2014/, val2014/); never downloaded
+    root: str | None = None  # COCO 2014 (annotations/, train2014/, val2014/) or VOCdevkit/VOC2007; never downloaded
+    image_sets: list[str] = field(default_factory=lambda: ["trainval", "test"])  # VOC 2007 image sets pooled
     word_vectors: str | None = None  # GloVe text file; default <dataset>/word_vectors.txt for the generated set
     label_split: str | None = None  # JSON {train: [...], val: [...], test: [...]}; default <dataset>/label_split.json
     image_size: int = 96
@@ -49,6 +51,7 @@ class EpisodeConfig:
     queries_per_label: int = 4
     test_shots: list[int] = field(default_factory=lambda: [1, 5, 0])  # 0: no support image (word vectors only)
     test_episodes: int = 100  # per shot count
+    val_episodes: int = 20  # per shot count, over the validation labels
     support_loss: bool = True
 
 
@@ -80,10 +83,13 @@ class MLFSICTask(PaperTask):
         self._root()
 
     def _images(self, root: Path) -> MultiLabelImages:
+        card = self.data_config.data_card
         if self.data_config.name == "synthetic_multilabel":
-            return read_coco([root / "annotations" / "instances.json"], [root / "images"], self.data_config.data_card)
+            return read_coco([root / "annotations" / "instances.json"], [root / "images"], card)
+        if self.data_config.name == "voc2007":
+            return read_voc(root, self.data_config.image_sets, card)
         files = [root / "annotations" / f"instances_{split}.json" for split in ("train2014", "val2014")]
-        return read_coco(files, [root / "train2014", root / "val2014"], self.data_config.data_card)
+        return read_coco(files, [root / "train2014", root / "val2014"], card)
 
     def _pixels(self, paths: list[Path]) -> torch.Tensor:
         size = self.data_config.image_size
@@ -99,48 +105,64 @@ class MLFSICTask(PaperTask):
     def load_data(self):
         config, root = self.data_config, self._root()
         split_path = Path(config.label_split or root / "label_split.json")
+        if not split_path.is_file():
+            raise DatasetError(
+                f"label split file {split_path} does not exist; give data.label_split=/path/to/split.json "
+                f"({{train: [...], val: [...], test: [...]}}, {config.data_card})."
+            )
         splits = split_by_labels(self._images(root), json.loads(split_path.read_text()))
         vectors_path = Path(config.word_vectors or root / "word_vectors.txt")
         sources = {}
-        for name in ("train", "test"):
+        for name in ("train", "val", "test"):
             part = splits[name]
             vectors = torch.from_numpy(label_vectors(vectors_path, part.label_names, config.data_card))
             sources[name] = (self._pixels(part.paths), part.labels, vectors)
         self.word_dim = sources["train"][2].shape[1]
         self.train_labels = len(splits["train"].label_names)
         episodes = self.episodes
-        shape = (episodes.ways, episodes.queries_per_label)
-        train = EpisodeSource(
-            *sources["train"], episodes.train_episodes, shape[0], [episodes.train_shots], shape[1], self.seed
-        )
-        count = episodes.test_episodes * len(episodes.test_shots)
-        test = EpisodeSource(*sources["test"], count, shape[0], episodes.test_shots, shape[1], 10_000 + self.seed)
-        return train, test, test
+        for name, part in splits.items():
+            if len(part.label_names) < episodes.ways:
+                raise ConfigError(
+                    f"episodes.ways={episodes.ways} but the {name} split has {len(part.label_names)} labels "
+                    f"({split_path}); lower episodes.ways or give the split more labels."
+                )
+        source = partial(EpisodeSource, ways=episodes.ways, queries_per_label=episodes.queries_per_label)
+        train = source(*sources["train"], episodes.train_episodes, shots=[episodes.train_shots], seed=self.seed)
+        evaluation = partial(source, shots=episodes.test_shots)
+        count = len(episodes.test_shots)
+        val = evaluation(*sources["val"], episodes.val_episodes * count, seed=20_000 + self.seed)
+        test = evaluation(*sources["test"], episodes.test_episodes * count, seed=10_000 + self.seed)
+        return train, val, test
 
     def build_model(self):
         config = self.model_config
-        if self.method == "finetuned_classifier":
-            return FineTunedClassifier(config, self.train_labels)
+        if self.method in CLASSIFIERS:
+            return CLASSIFIERS[self.method](config, self.train_labels)
         if self.method == "mean_prototype":
             config = replace(config, attention=False, weighting="mean")
         return WordGuidedPrototypes(config, self.word_dim)
 
     def loss(self, model, batch):
         output = model(batch)
-        support_term = self.method == "finetuned_classifier" or (
-            self.method == "word_guided" and self.episodes.support_loss
-        )
-        return episode_loss(output, batch, support_term), {}
+        support_term = self.method in CLASSIFIERS or (self.method == "word_guided" and self.episodes.support_loss)
+        loss = episode_loss(output, batch, support_term)
+        if "auxiliary_loss" not in output:
+            return loss, {}
+        return loss + output["auxiliary_loss"], {"auxiliary_loss": float(output["auxiliary_loss"].detach())}
 
     def predict(self, model, batch):
         core = model.module if hasattr(model, "module") else model
-        if self.method == "finetuned_classifier":
+        if self.method in CLASSIFIERS:
             scores = core.fit_and_score(batch)
         else:
             scores = model(batch)["query_scores"]
         probabilities = torch.sigmoid(scores).float().cpu().numpy()
         targets = batch["query_targets"].cpu().numpy()
-        metrics = {**mean_average_precision(targets, probabilities), **threshold_scores(targets, probabilities)}
+        metrics = {
+            **mean_average_precision(targets, probabilities),
+            **threshold_scores(targets, probabilities),
+            **chance_map(targets),
+        }
         device = batch["query"].device
         row = {name: torch.tensor([value], device=device) for name, value in metrics.items()}
         return {**row, "shots": batch["shots"].float()}
