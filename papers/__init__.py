@@ -13,6 +13,7 @@ PAPERS: dict[str, str] = {
     "pepnet": "papers.pepnet.task:PEPNetTask",
     "two_shot_vos": "papers.two_shot_vos.task:TwoShotVOSTask",
     "ml_fsic": "papers.ml_fsic.task:MLFSICTask",
+    "gastric_wsi": "papers.gastric_wsi.task:GastricWSITask",
 }
 
 

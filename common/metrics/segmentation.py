@@ -1,6 +1,7 @@
-"""Video object segmentation metrics as the davis2017-evaluation protocol computes them (semi-supervised):
-region similarity J (IoU), boundary accuracy F (boundary F-measure with a tolerance of 0.8% of the image
-diagonal), per object averaged over the frames between the first and the last, and J&F."""
+"""Segmentation metrics. Dice of two masks; and video object segmentation metrics as the
+davis2017-evaluation protocol computes them (semi-supervised): region similarity J (IoU), boundary accuracy F
+(boundary F-measure with a tolerance of 0.8% of the image diagonal), per object averaged over the frames
+between the first and the last, and J&F."""
 
 from __future__ import annotations
 
@@ -19,6 +20,15 @@ def jaccard(annotation: np.ndarray, segmentation: np.ndarray) -> float:
     if union == 0:
         return 1.0
     return float(np.logical_and(annotation, segmentation).sum() / union)
+
+
+def dice(annotation: np.ndarray, segmentation: np.ndarray) -> float:
+    """2 |A ∩ B| / (|A| + |B|) of two binary masks; 1 when both are empty."""
+    annotation, segmentation = annotation.astype(bool), segmentation.astype(bool)
+    total = int(annotation.sum()) + int(segmentation.sum())
+    if total == 0:
+        return 1.0
+    return float(2 * np.logical_and(annotation, segmentation).sum() / total)
 
 
 def boundary_map(mask: np.ndarray) -> np.ndarray:

@@ -1,0 +1,101 @@
+"""Tissue foreground on a slide's low-resolution level: network 1 (a small fully convolutional segmenter
+trained on annotated tissue masks), and Otsu's threshold on saturation with morphology (OpenCV), the
+fallback where no tissue annotation exists and the baseline network 1 is compared with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional
+
+
+@dataclass
+class OtsuConfig:
+    blur: int = 7  # median filter width (pixels of the thumbnail)
+    close: int = 5  # morphological closing, then opening, kernel width
+    open: int = 5
+    min_area_fraction: float = 0.001  # components smaller than this share of the thumbnail are dropped
+
+
+def otsu_tissue_mask(rgb: np.ndarray, config: OtsuConfig) -> np.ndarray:
+    """uint8 0/1 mask: saturation (tissue is stained, glass is grey-white) thresholded by Otsu's method."""
+    saturation = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)[:, :, 1]
+    saturation = cv2.medianBlur(saturation, config.blur | 1)
+    _, mask = cv2.threshold(saturation, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((config.close, config.close), np.uint8))
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((config.open, config.open), np.uint8))
+    count, components, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    keep = stats[:, cv2.CC_STAT_AREA] >= config.min_area_fraction * mask.size
+    keep[0] = False  # background
+    return keep[components].astype(np.uint8)
+
+
+@dataclass
+class TissueNetConfig:
+    width: int = 16
+    steps: int = 150
+    batch_size: int = 4
+    crop: int = 96  # training crops of the thumbnails
+    lr: float = 0.003
+
+
+class TissueNet(nn.Module):
+    """Network 1: an encoder-decoder over the thumbnail (two poolings, skip connections), one logit per pixel."""
+
+    def __init__(self, width: int):
+        super().__init__()
+
+        def block(inputs: int, outputs: int) -> nn.Sequential:
+            return nn.Sequential(
+                nn.Conv2d(inputs, outputs, 3, padding=1), nn.BatchNorm2d(outputs), nn.ReLU(inplace=True),
+                nn.Conv2d(outputs, outputs, 3, padding=1), nn.BatchNorm2d(outputs), nn.ReLU(inplace=True),
+            )  # fmt: skip
+
+        self.down1, self.down2, self.bottom = block(3, width), block(width, 2 * width), block(2 * width, 4 * width)
+        self.up2, self.up1 = block(6 * width, 2 * width), block(3 * width, width)
+        self.head = nn.Conv2d(width, 1, 1)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        first = self.down1(images)
+        second = self.down2(functional.max_pool2d(first, 2))
+        bottom = self.bottom(functional.max_pool2d(second, 2))
+        up = functional.interpolate(bottom, size=second.shape[-2:], mode="bilinear", align_corners=False)
+        up = self.up2(torch.cat([up, second], 1))
+        up = functional.interpolate(up, size=first.shape[-2:], mode="bilinear", align_corners=False)
+        return self.head(self.up1(torch.cat([up, first], 1)))[:, 0]
+
+
+def to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(rgb).permute(2, 0, 1).float().div(255).sub(0.5).div(0.25)
+
+
+def train_tissue_net(thumbnails: list[np.ndarray], masks: list[np.ndarray], config: TissueNetConfig,
+                     seed: int) -> TissueNet:  # fmt: skip
+    """Fit network 1 on random crops of (thumbnail, annotated tissue mask) pairs with BCE."""
+    generator = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    net = TissueNet(config.width)
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+    for _ in range(config.steps):
+        images, targets = [], []
+        for _ in range(config.batch_size):
+            index = generator.integers(len(thumbnails))
+            image, mask = thumbnails[index], masks[index]
+            crop = min(config.crop, *image.shape[:2])
+            y, x = (generator.integers(0, side - crop + 1) for side in image.shape[:2])
+            images.append(to_tensor(np.ascontiguousarray(image[y : y + crop, x : x + crop])))
+            targets.append(torch.from_numpy(mask[y : y + crop, x : x + crop].astype(np.float32)))
+        loss = functional.binary_cross_entropy_with_logits(net(torch.stack(images)), torch.stack(targets))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return net.eval()
+
+
+@torch.no_grad()
+def network_tissue_mask(net: TissueNet, rgb: np.ndarray) -> np.ndarray:
+    return (net(to_tensor(rgb)[None])[0] > 0).numpy().astype(np.uint8)
