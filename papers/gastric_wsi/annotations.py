@@ -9,7 +9,6 @@ import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from common.errors import DatasetError
@@ -94,21 +93,24 @@ def write_geojson(path: Path, regions: list[Region]) -> None:
 
 
 def rasterize(regions: list[Region], labels: set[str], shape: tuple[int, int], downsample: float) -> np.ndarray:
-    """uint8 mask [h, w] at a level `downsample` times coarser than level 0: 1 inside the regions whose label
-    is in `labels`, 0 in their holes and elsewhere. A pixel is inside when its centre is."""
+    """uint8 mask [h, w] at a level `downsample` times coarser than level 0: 1 where a pixel's centre lies
+    inside a region whose label is in `labels` and outside that region's holes, 0 elsewhere. Only the pixels
+    of each region's bounding box are tested."""
+    from matplotlib.path import Path as Polygon
+
     mask = np.zeros(shape, dtype=np.uint8)
     for region in regions:
         if region.label not in labels:
             continue
-        cv2.fillPoly(mask, [_pixels(region.exterior, downsample)], 1, lineType=cv2.LINE_8, shift=SHIFT)
-        if region.holes:
-            cv2.fillPoly(mask, [_pixels(h, downsample) for h in region.holes], 0, lineType=cv2.LINE_8, shift=SHIFT)
+        exterior = region.exterior / downsample
+        top, bottom = max(int(np.floor(exterior[:, 1].min())), 0), min(int(np.ceil(exterior[:, 1].max())), shape[0])
+        left, right = max(int(np.floor(exterior[:, 0].min())), 0), min(int(np.ceil(exterior[:, 0].max())), shape[1])
+        if bottom <= top or right <= left:
+            continue
+        ys, xs = np.mgrid[top:bottom, left:right] + 0.5
+        centres = np.column_stack([xs.ravel(), ys.ravel()])
+        inside = Polygon(exterior).contains_points(centres)
+        for hole in region.holes:
+            inside &= ~Polygon(hole / downsample).contains_points(centres)
+        mask[top:bottom, left:right] |= inside.reshape(bottom - top, right - left).astype(np.uint8)
     return mask
-
-
-SHIFT = 4  # fractional bits of cv2.fillPoly's fixed-point vertices
-
-
-def _pixels(points: np.ndarray, downsample: float) -> np.ndarray:
-    """Level-0 (x, y) to fixed-point pixel indices of the coarser level (a pixel's centre is at index + 0.5)."""
-    return np.round((points / downsample - 0.5) * 2**SHIFT).astype(np.int32)

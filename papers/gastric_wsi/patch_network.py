@@ -6,11 +6,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional
 
 from common.backbones import feature_backbone
+
+MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)  # ImageNet statistics, as timm's encoders expect
+STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+def tile_tensor(tiles: np.ndarray) -> torch.Tensor:
+    """uint8 tiles [n, S, S, 3] -> normalized float [n, 3, S, S]."""
+    return torch.from_numpy((tiles.astype(np.float32) / 255 - MEAN) / STD).permute(0, 3, 1, 2).contiguous()
 
 
 @dataclass

@@ -51,7 +51,8 @@ def open_slide(path: Path, default_mpp: float | None = None):
         slide = openslide.OpenSlide(str(path))
     except (openslide.OpenSlideError, OSError) as error:
         raise SlideReadError(
-            f"{path} is not a slide OpenSlide can open ({type(error).__name__}: {error}); formats: {FORMATS}."
+            f"{path} is not a slide OpenSlide can open: truncated, corrupt or of an unsupported format "
+            f"({type(error).__name__}: {error}); formats: {FORMATS}."
         ) from None
     properties = slide.properties
     mpp = properties.get(openslide.PROPERTY_NAME_MPP_X) or default_mpp

@@ -12,6 +12,7 @@ Dice on the annotated positive test slides. A slide OpenSlide cannot read is rep
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -29,7 +30,7 @@ from common.metrics.segmentation import dice
 from common.task import PaperTask
 from papers.gastric_wsi.annotations import rasterize
 from papers.gastric_wsi.data import SPLITS, read_slide_table
-from papers.gastric_wsi.patch_network import MultiTaskPatchNet, PatchNetConfig, patch_loss
+from papers.gastric_wsi.patch_network import MultiTaskPatchNet, PatchNetConfig, patch_loss, tile_tensor
 from papers.gastric_wsi.screening import (
     SlideTiles,
     SlideView,
@@ -54,8 +55,6 @@ from papers.gastric_wsi.tissue import (
 DATASETS = ("synthetic_gastric", "slides")
 TISSUE_METHODS = ("network", "otsu")
 AGGREGATORS = ("mlp", "max")
-MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
 @dataclass
@@ -95,9 +94,8 @@ class TileSource:
         return len(self.tiles)
 
     def batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
-        pixels = (self.tiles[indices].astype(np.float32) / 255 - MEAN) / STD
         return {
-            "tiles": torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous(),
+            "tiles": tile_tensor(self.tiles[indices]),
             "masks": torch.from_numpy(self.masks[indices].astype(np.float32)),
             "labels": torch.from_numpy(self.labels[indices]).long(),
             "slide": torch.from_numpy(self.slide[indices]),
@@ -137,7 +135,7 @@ class GastricWSITask(PaperTask):
     def _skip(self, path: Path, error: DatasetError) -> None:
         self.skipped[str(path)] = str(error)
         if self.context.is_main:
-            tqdm.write(f"skipped slide {path}: {error}")
+            tqdm.write(f"skipped slide {path}: {error}", file=sys.stderr)
 
     def load_data(self):
         config, root = self.data_config, self._root()
@@ -334,3 +332,8 @@ class GastricWSITask(PaperTask):
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "screening.csv").write_text("\n".join(lines) + "\n")
         return images
+
+    def bench(self):
+        from papers.gastric_wsi.bench import GastricBenchConfig, run_benchmarks
+
+        return run_benchmarks(self, typed_config(GastricBenchConfig, self.cfg.get("bench"), "bench"))
