@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -59,6 +60,12 @@ class PaperTask(ABC):
     @abstractmethod
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """The training loss and any scalars to log beside it."""
+
+    def training_step(self, model: nn.Module, batch: dict[str, torch.Tensor], update: Callable) -> dict[str, float]:
+        """One training step on a batch; returns the scalars to log (with "loss"). `update(compute, names=None)`
+        runs `compute()` -> (loss, logs) under autocast, backpropagates and steps the optimizers named (all by
+        default). A task with several updates per batch (adversarial training) calls it once per update."""
+        return update(lambda: self.loss(model, batch))
 
     @abstractmethod
     def predict(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

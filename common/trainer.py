@@ -4,7 +4,9 @@ clipping, periodic evaluation, early stopping, atomic checkpoints, exact resume,
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -199,22 +201,29 @@ class Trainer:
     def _train_step(self, model: nn.Module, optimizers: dict, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         model.train()
         batch = {name: value.to(self.device, non_blocking=True) for name, value in batch.items()}
+        return self.task.training_step(model, batch, partial(self._update, optimizers))
+
+    def _update(self, optimizers: dict, compute: Callable, names: Sequence[str] | None = None) -> dict[str, float]:
+        """One update: `compute()` (under autocast) gives the loss and scalars to log; backward, gradient
+        clipping and a step of the optimizers in `names` (all by default). Gradients of every optimizer's
+        parameters are cleared first, so updates of different parameter groups never mix."""
         for optimizer in optimizers.values():
             optimizer.zero_grad(set_to_none=True)
         with self.autocast():
-            loss, logs = self.task.loss(model, batch)
+            loss, logs = compute()
         if not torch.isfinite(loss):
             raise TrainingError(
                 f"the training loss became {loss.item()}; lower the learning rates in trainer.optimizers or set "
                 "trainer.grad_clip."
             )
+        chosen = list(optimizers.values()) if names is None else [optimizers[name] for name in names]
         self.scaler.scale(loss).backward()
         if self.settings.grad_clip:
-            for optimizer in optimizers.values():
+            for optimizer in chosen:
                 self.scaler.unscale_(optimizer)
-            parameters = [p for optimizer in optimizers.values() for g in optimizer.param_groups for p in g["params"]]
+            parameters = [p for optimizer in chosen for g in optimizer.param_groups for p in g["params"]]
             torch.nn.utils.clip_grad_norm_(parameters, self.settings.grad_clip)
-        for optimizer in optimizers.values():
+        for optimizer in chosen:
             self.scaler.step(optimizer)
         self.scaler.update()
         return {"loss": float(loss.detach()), **{k: float(v) for k, v in logs.items()}}

@@ -19,10 +19,12 @@ def test_sensitivity_and_specificity_at_a_threshold():
 
 
 def test_operating_points_chosen_on_validation():
-    # sensitivity + specificity at 0.9: 1/3 + 1, 0.8: 1/3 + 3/4, 0.7: 2/3 + 3/4, 0.4: 2/3 + 2/4, 0.3: 1 + 2/4 (best)
-    assert operating_point(LABELS, SCORES, "youden") == 0.3
-    assert operating_point(LABELS, SCORES, "sensitivity", min_sensitivity=0.95) == 0.3
-    assert operating_point(LABELS, SCORES, "sensitivity", min_sensitivity=0.6) == 0.7
+    # midpoints: at 0.55 sensitivity + specificity = 2/3 + 3/4, at 0.35 2/3 + 2/4, at 0.25 1 + 2/4 (the best)
+    assert operating_point(LABELS, SCORES, "youden") == pytest.approx(0.25)
+    assert operating_point(LABELS, SCORES, "sensitivity", min_sensitivity=0.95) == pytest.approx(0.25)
+    assert operating_point(LABELS, SCORES, "sensitivity", min_sensitivity=0.6) == pytest.approx(0.55)
+    # separable scores: every threshold between 0.2 and 0.8 is perfect; the middle of that run is taken
+    assert operating_point([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == pytest.approx(0.5)
     with pytest.raises(ValueError, match="both classes"):
         operating_point([1, 1], [0.2, 0.3])
     with pytest.raises(ValueError, match="'f1' is not one of youden, sensitivity"):

@@ -88,6 +88,9 @@ class ToyTask:
     def loss(self, model, batch):
         return ((model(batch["x"]).squeeze(-1) - batch["y"]) ** 2).mean(), {}
 
+    def training_step(self, model, batch, update):
+        return update(lambda: self.loss(model, batch))
+
     def predict(self, model, batch):
         return {"prediction": model(batch["x"]).squeeze(-1)}
 
@@ -159,3 +162,30 @@ def test_learning_rate_warms_up_linearly_then_stays(tmp_path):
         trainer._set_learning_rates(optimizers, step)
         seen.append(optimizers["dense"].param_groups[0]["lr"])
     np.testing.assert_allclose(seen, [1e-6, 2.575e-5, 5.05e-5, 7.525e-5, 1e-4, 1e-4])
+
+
+def test_a_training_step_may_update_named_optimizers_in_turn(tmp_path):
+    from common.logging import NullLogger
+    from common.trainer import Trainer
+
+    class TwoUpdates(ToyTask):
+        """Two updates per batch: the weight's optimizer on the loss, then the bias's on a second loss."""
+
+        def parameter_groups(self, model):
+            return {"weight": [model.weight], "bias": [model.bias]}
+
+        def training_step(self, model, batch, update):
+            first = update(lambda: self.loss(model, batch), ["weight"])
+            second = update(lambda: ((model.bias - 5.0).pow(2).sum(), {}), ["bias"])
+            return {"loss": first["loss"], "bias_loss": second["loss"]}
+
+    optimizers = {"weight": OptimizerConfig("sgd", 0.1), "bias": OptimizerConfig("sgd", 0.1)}
+    settings = TrainerConfig(batch_size=8, max_steps=3, progress_bar=False, grad_clip=None, optimizers=optimizers)
+    task = TwoUpdates([0.0])
+    start = task.build_model()
+    result = Trainer(task, settings, seed=0, run_dir=tmp_path, logger=NullLogger(), resume=False).fit(
+        RandomSource(40), RandomSource(8), RandomSource(8)
+    )
+    bias_after = 5.0 + (start.bias.item() - 5.0) * 0.8**3  # SGD on (b - 5)^2: b <- b - 0.1 * 2 (b - 5), 3 times
+    assert result.model.bias.item() == pytest.approx(bias_after, rel=1e-5)
+    assert not torch.allclose(result.model.weight, start.weight)

@@ -21,19 +21,22 @@ def sensitivity_specificity(labels, scores, threshold: float) -> dict[str, float
 
 
 def operating_point(labels, scores, rule: str = "youden", min_sensitivity: float = 0.95) -> float:
-    """The threshold chosen on validation: `youden` maximises sensitivity + specificity (the highest such
-    threshold on ties); `sensitivity` is the highest threshold keeping sensitivity >= min_sensitivity."""
+    """The threshold chosen on validation, among the midpoints between consecutive distinct scores (and one
+    below and one above them all): `youden` maximises sensitivity + specificity, taking the middle of a run of
+    equally good thresholds; `sensitivity` is the highest threshold keeping sensitivity >= min_sensitivity."""
     if rule not in OPERATING_RULES:
         raise ValueError(f"operating point rule {rule!r} is not one of {', '.join(OPERATING_RULES)}")
     labels, scores = np.asarray(labels).astype(bool), np.asarray(scores, dtype=np.float64)
     if labels.all() or not labels.any():
         raise ValueError("an operating point needs validation slides of both classes")
-    candidates = np.unique(scores)[::-1]  # descending: the first best is the highest threshold
+    values = np.unique(scores)
+    candidates = np.concatenate([[values[0] - 1], (values[:-1] + values[1:]) / 2, [values[-1] + 1]])[::-1]
     rates = [sensitivity_specificity(labels, scores, t) for t in candidates]
     if rule == "sensitivity":
         return float(next(t for t, r in zip(candidates, rates, strict=True) if r["sensitivity"] >= min_sensitivity))
-    youden = [r["sensitivity"] + r["specificity"] for r in rates]
-    return float(candidates[int(np.argmax(youden))])
+    youden = np.array([r["sensitivity"] + r["specificity"] for r in rates])
+    best = np.flatnonzero(youden >= youden.max() - 1e-12)
+    return float(candidates[best[len(best) // 2]])
 
 
 def screening_metrics(labels, scores, threshold: float) -> dict[str, float]:

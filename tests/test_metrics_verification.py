@@ -1,0 +1,37 @@
+"""Authentication metrics on hand-worked scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from common.metrics.verification import authentication_metrics, eer_threshold, far_frr, tar_at_far
+
+
+def test_far_frr_and_the_eer_threshold():
+    genuine = np.array([0.9, 0.8, 0.6, 0.3])
+    impostor = np.array([0.7, 0.4, 0.2, 0.1])
+    assert far_frr(genuine, impostor, 0.5) == (0.25, 0.25)
+    # at 0.6: FAR 1/4 (0.7), FRR 1/4 (0.3): equal, and the highest threshold where they are
+    assert eer_threshold(genuine, impostor) == (0.6, 0.25)
+    assert eer_threshold([1.0, 0.9], [0.1, 0.0]) == (0.9, 0.0)
+    with pytest.raises(ValueError, match="genuine and impostor"):
+        eer_threshold([], [0.1])
+
+
+def test_tar_at_far():
+    impostor = np.linspace(0, 0.99, 100)  # 100 impostors: FAR <= 1% first at threshold 0.99
+    genuine = np.array([1.0, 0.995, 0.98, 0.5])
+    assert tar_at_far(genuine, impostor, 0.01) == 0.5
+    assert tar_at_far(genuine, impostor, 0.05) == 0.75  # threshold 0.95: 5 impostors accepted
+
+
+def test_authentication_metrics_one_versus_rest():
+    labels = np.array([0, 0, 1, 1])
+    scores = np.array([[0.9, 0.1], [0.6, 0.4], [0.7, 0.3], [0.2, 0.8]])
+    metrics = authentication_metrics(scores, labels, scores, labels)
+    assert metrics["accuracy"] == 0.75
+    assert metrics["auc"] == pytest.approx((0.75 + 0.75) / 2)  # each identity: 3 of 4 pairs ordered right
+    assert metrics["far"] == 0.5 and metrics["frr"] == 0.5  # EER thresholds 0.7 (id 0) and 0.4 (id 1)
+    with pytest.raises(ValueError, match="two identities"):
+        authentication_metrics(scores[:2], labels[:2], scores[:2], labels[:2])
