@@ -28,6 +28,7 @@ class OptimizerConfig:
     name: str = "adam"
     lr: float = 1e-3
     weight_decay: float = 0.0
+    betas: list[float] | None = None  # Adam/AdamW's (beta1, beta2); null: PyTorch's default
 
 
 @dataclass
@@ -80,7 +81,14 @@ def build_optimizers(
             continue
         choice = settings[name]
         require_choice(choice.name, tuple(OPTIMIZERS), f"trainer.optimizers.{name}.name")
-        optimizers[name] = OPTIMIZERS[choice.name](parameters, lr=choice.lr, weight_decay=choice.weight_decay)
+        options = {"lr": choice.lr, "weight_decay": choice.weight_decay}
+        if choice.betas is not None:
+            if choice.name not in ("adam", "adamw"):
+                raise ConfigError(
+                    f"trainer.optimizers.{name}.betas is set but {choice.name} has no betas; use adam or adamw."
+                )
+            options["betas"] = tuple(choice.betas)
+        optimizers[name] = OPTIMIZERS[choice.name](parameters, **options)
     return optimizers
 
 
@@ -201,9 +209,9 @@ class Trainer:
     def _train_step(self, model: nn.Module, optimizers: dict, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         model.train()
         batch = {name: value.to(self.device, non_blocking=True) for name, value in batch.items()}
-        return self.task.training_step(model, batch, partial(self._update, optimizers))
+        return self.task.training_step(model, batch, partial(self.update, optimizers))
 
-    def _update(self, optimizers: dict, compute: Callable, names: Sequence[str] | None = None) -> dict[str, float]:
+    def update(self, optimizers: dict, compute: Callable, names: Sequence[str] | None = None) -> dict[str, float]:
         """One update: `compute()` (under autocast) gives the loss and scalars to log; backward, gradient
         clipping and a step of the optimizers in `names` (all by default). Gradients of every optimizer's
         parameters are cleared first, so updates of different parameter groups never mix."""

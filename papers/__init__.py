@@ -14,6 +14,7 @@ PAPERS: dict[str, str] = {
     "two_shot_vos": "papers.two_shot_vos.task:TwoShotVOSTask",
     "ml_fsic": "papers.ml_fsic.task:MLFSICTask",
     "gastric_wsi": "papers.gastric_wsi.task:GastricWSITask",
+    "ovrdl_aal": "papers.ovrdl_aal.task:OVRDLAALTask",
 }
 
 

@@ -139,6 +139,17 @@ def test_gastric_wsi_smoke_run_screens_slides_and_goes_on_past_a_truncated_one(r
     assert metrics["slides_skipped"] == 1 and metrics["slides_screened"] == 9
 
 
+def test_ovrdl_aal_smoke_run_runs_both_stages_and_scores_unseen_combinations(run_cli, tmp_path):
+    completed = run_cli("paper=ovrdl_aal", *SMOKE[1:], f"hydra.run.dir={tmp_path}")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    metrics = read_record(tmp_path)["metrics"]
+    for prefix in ("", "ovrdl_"):  # stage 2, and stage 1 of the same run
+        assert {f"{prefix}{name}" for name in ("auc", "far", "frr", "accuracy", "tar_at_far1")} <= set(metrics)
+        assert 0 <= metrics[f"{prefix}auc"] <= 1 and 0 <= metrics[f"{prefix}far"] <= 1
+    assert (tmp_path / "stage1" / "checkpoints" / "last.pt").is_file()
+    assert "train ovrdl_aal" in completed.stderr and "train ovrdl" in completed.stderr
+
+
 def test_experiment_selects_the_papers_experiment_config(run_cli, tmp_path):
     completed = run_cli(*SMOKE, "experiment=table4_sim_hard", f"hydra.run.dir={tmp_path}")
     assert completed.returncode == 0, completed.stderr[-3000:]
@@ -370,6 +381,14 @@ def test_gastric_wsi_bench_compares_with_raw_reads(run_cli, tmp_path):
         "seconds per slide, 2 reading thread(s)",
     ]
     assert all(f["value"] > 0 and f["baseline_value"] > 0 for f in figures)
+
+
+def test_ovrdl_aal_bench_compares_both_stages_with_a_plain_step(run_cli, tmp_path):
+    completed = run_cli("paper=ovrdl_aal", "debug=smoke", "logger=none", "mode=bench", f"hydra.run.dir={tmp_path}")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    figures = json.loads((tmp_path / "bench.json").read_text())
+    assert [f["name"] for f in figures] == ["stage 1 (OVRDL) training steps", "stage 2 (AAL) training steps"]
+    assert all(f["baseline_name"] == "plain classifier step" and f["unit"] == "steps/s" for f in figures)
 
 
 def test_twin_v2_bench_measures_clustering_and_serving(run_cli, tmp_path):

@@ -1,0 +1,84 @@
+"""Coloured digits under the CMNIST protocol, with an optional second domain type.
+
+Identity = the digit. Domain 1 = the stroke colour: training digits 0-4 are drawn in colour 0 and 5-9 in
+colour 1; test digits in the swapped colours, so every test ⟨class, colour⟩ combination is unseen. Domain 2
+(optional) = stroke thickness (thin / thick, by dilation): independent of everything, or, in the causal
+variant, caused by the colour (thick with probability `causal_strength` when the colour is 1, else thin with
+that probability). Validation = a random half of each test ⟨class, domain⟩ cell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+COLOURS = np.array([[1.0, 0.15, 0.15], [0.15, 1.0, 0.15]], dtype=np.float32)  # red, green strokes
+SECOND_DOMAINS = ("none", "thickness")
+
+
+@dataclass
+class CMNISTConfig:
+    size: int = 16  # image side in pixels
+    second_domain: str = "thickness"  # none | thickness
+    causal: bool = False  # thickness caused by the colour instead of independent of it
+    causal_strength: float = 0.9
+    train_fraction: float = 0.6  # of the digit images; the rest are drawn in the swapped colours (test + val)
+    seed: int = 0
+
+
+@dataclass
+class CMNIST:
+    images: np.ndarray  # [n, 3, size, size] uint8
+    attributes: np.ndarray  # [n, K] int: identity, colour[, thickness]
+    split: np.ndarray  # [n] str: train / val / test
+    attribute_names: list[str]
+    classes: list[int]  # classes per attribute
+
+
+def training_colour(digits: np.ndarray) -> np.ndarray:
+    """The protocol's colour of a digit in training: 0 for 0-4, 1 for 5-9."""
+    return (np.asarray(digits) >= 5).astype(np.int64)
+
+
+def build_cmnist(gray: np.ndarray, digits: np.ndarray, config: CMNISTConfig) -> CMNIST:
+    """Colour grayscale digits [n, h, w] (any range; scaled to [0, 1]) per the protocol."""
+    if config.second_domain not in SECOND_DOMAINS:
+        raise ValueError(f"second_domain={config.second_domain!r} is not one of {', '.join(SECOND_DOMAINS)}")
+    rng = np.random.default_rng(config.seed)
+    digits = np.asarray(digits, dtype=np.int64)
+    train = rng.random(len(digits)) < config.train_fraction
+    colour = np.where(train, training_colour(digits), 1 - training_colour(digits))
+    names, columns = ["identity", "colour"], [digits, colour]
+    strokes = [cv2.resize(g.astype(np.float32) / max(float(g.max()), 1e-6), (config.size, config.size),
+                          interpolation=cv2.INTER_LINEAR) for g in gray]  # fmt: skip
+    if config.second_domain == "thickness":
+        if config.causal:
+            thick = np.where(rng.random(len(digits)) < config.causal_strength, colour, 1 - colour)
+        else:
+            thick = rng.integers(0, 2, len(digits))
+        kernel = np.ones((2, 2), np.uint8)
+        strokes = [cv2.dilate(s, kernel) if t else s for s, t in zip(strokes, thick, strict=True)]
+        names.append("thickness")
+        columns.append(thick.astype(np.int64))
+    stroke = np.clip(np.stack(strokes), 0, 1)[:, None]  # [n, 1, s, s]
+    background = 0.05 + 0.05 * rng.random(stroke.shape, dtype=np.float32)
+    images = background * (1 - stroke) + stroke * COLOURS[colour][:, :, None, None]
+    attributes = np.stack(columns, axis=1)
+    split = np.where(train, "train", "test").astype(object)
+    split[_validation_half(attributes, ~train, rng)] = "val"
+    return CMNIST((images * 255).round().astype(np.uint8), attributes, split.astype(str), names,
+                  [10, 2] + ([2] if len(names) == 3 else []))  # fmt: skip
+
+
+def _validation_half(attributes: np.ndarray, held_out: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Indices of a random half of each held-out ⟨class, domain⟩ cell."""
+    chosen = []
+    cells = {}
+    for index in np.flatnonzero(held_out):
+        cells.setdefault(tuple(attributes[index]), []).append(index)
+    for members in cells.values():
+        members = rng.permutation(members)
+        chosen.extend(members[: len(members) // 2].tolist())
+    return np.array(chosen, dtype=np.int64)

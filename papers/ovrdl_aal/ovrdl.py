@@ -1,0 +1,157 @@
+"""Stage 1, one-versus-rest disentangle learning (OVRDL).
+
+An encoder E; per attribute k (k = 0 identity, k >= 1 the domain types) a generator G_k = Dense(128, tanh)
+giving the feature f_k = G_k(E(x)); discriminators D_kj = Dense(C_j, softmax) predicting attribute j from f_k.
+Each batch makes three kinds of update:
+  (a) task:          min over E, G, D_kk of  Σ_k w_k · CE(D_kk(f_k), y_k)                   (w_0 = 1, w_k = 0.1)
+  (b) discriminator: min over D_kj, j ≠ k, of Σ_{j≠k} w_kj · MSE(D_kj(f_k), onehot(y_j)), E and G frozen
+  (c) adversary:     min over E, G of Σ_{j≠k} w_kj · MSE(D_kj(f_k), ỹ_j), D frozen, `adversary_steps` times,
+with the one-versus-rest target ỹ_j = C_j · π_j ⊙ (1 − onehot(y_j)) (π_j the class prior; unnormalized, as the
+official code ends up) and w_kj = 0.1 · λ[j, k], λ the independence matrix (0 for causally related pairs).
+The plain classifier baseline is this model over the identity alone: E, G_0, D_00 and the task loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional
+
+from common.errors import ConfigError
+
+
+@dataclass
+class OVRDLConfig:
+    encoder: str = "cnn"  # cnn (2 x conv 3x3, max-pool, dropout, flatten) | mlp (vector data)
+    filters: int = 32
+    mlp_hidden: int = 256
+    feature_dim: int = 128
+    dropout: float = 0.25
+    domain_task_weight: float = 0.1  # w_k for k >= 1 (w_0 = 1)
+    adversarial_weight: float = 0.1  # w_kj = adversarial_weight · λ[j, k]
+    independence: list[list[float]] | None = None  # λ [K, K]; null: 1 − I (every pair independent)
+    adversary_steps: int = 5
+
+
+def independence_matrix(config: OVRDLConfig, attributes: int) -> np.ndarray:
+    """λ [K, K]: the configured matrix (checked) or 1 − I."""
+    if config.independence is None:
+        return 1.0 - np.eye(attributes)
+    matrix = np.asarray(config.independence, dtype=np.float64)
+    if matrix.shape != (attributes, attributes):
+        raise ConfigError(
+            f"model.ovrdl.independence must be {attributes} x {attributes} (one row per attribute); got {matrix.shape}"
+        )
+    return matrix
+
+
+def one_versus_rest_targets(labels: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+    """ỹ = C · π ⊙ (1 − onehot(y)) [B, C]: mass on every class but the true one, in proportion to the prior."""
+    classes = len(prior)
+    return classes * prior[None, :] * (1 - functional.one_hot(labels, classes).to(prior.dtype))
+
+
+def build_encoder(config: OVRDLConfig, input_shape: tuple[int, ...]) -> tuple[nn.Module, int]:
+    if config.encoder == "cnn":
+        channels, height, width = input_shape
+        encoder = nn.Sequential(
+            nn.Conv2d(channels, config.filters, 3), nn.ReLU(), nn.Conv2d(config.filters, config.filters, 3), nn.ReLU(),
+            nn.MaxPool2d(2), nn.Dropout(config.dropout), nn.Flatten(),
+        )  # fmt: skip
+        return encoder, config.filters * ((height - 4) // 2) * ((width - 4) // 2)
+    if config.encoder == "mlp":
+        inputs = int(np.prod(input_shape))
+        encoder = nn.Sequential(
+            nn.Flatten(), nn.Linear(inputs, config.mlp_hidden), nn.ReLU(), nn.Dropout(config.dropout)
+        )
+        return encoder, config.mlp_hidden
+    raise ConfigError(f"model.ovrdl.encoder={config.encoder!r} is not one of cnn, mlp")
+
+
+class OVRDL(nn.Module):
+    def __init__(self, config: OVRDLConfig, input_shape: tuple[int, ...], classes: list[int], priors: list[np.ndarray]):
+        super().__init__()
+        self.config = config
+        self.encoder, encoded = build_encoder(config, input_shape)
+        attributes = len(classes)
+        self.generators = nn.ModuleList(
+            nn.Sequential(nn.Linear(encoded, config.feature_dim), nn.Tanh()) for _ in range(attributes)
+        )
+        self.discriminators = nn.ModuleList(
+            nn.ModuleList(nn.Linear(config.feature_dim, c) for c in classes) for _ in range(attributes)
+        )  # D[k][j]
+        lam = independence_matrix(config, attributes)
+        self.register_buffer(
+            "pair_weights", torch.tensor(config.adversarial_weight * lam.T, dtype=torch.float32)
+        )  # w[k, j]
+        for index, prior in enumerate(priors):
+            self.register_buffer(f"prior_{index}", torch.tensor(prior, dtype=torch.float32))
+        self.task_weights = [1.0] + [config.domain_task_weight] * (attributes - 1)
+
+    @property
+    def attributes(self) -> int:
+        return len(self.generators)
+
+    def prior(self, attribute: int) -> torch.Tensor:
+        return getattr(self, f"prior_{attribute}")
+
+    def features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        encoded = self.encoder(images)
+        return [generator(encoded) for generator in self.generators]
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Identity probabilities D_00(f_0) [B, C_0]."""
+        return torch.softmax(self.discriminators[0][0](self.features(images)[0]), dim=1)
+
+    def pairs(self) -> list[tuple[int, int]]:
+        """(k, j), j ≠ k, with a nonzero weight w_kj: the terms of the adversarial losses."""
+        return [
+            (k, j)
+            for k in range(self.attributes)
+            for j in range(self.attributes)
+            if j != k and self.pair_weights[k, j] > 0
+        ]
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """task: E, G, D_kk; discriminator: D_kj (j ≠ k); adversary: E, G."""
+        encoder_generators = [*self.encoder.parameters(), *self.generators.parameters()]
+        own = [p for k in range(self.attributes) for p in self.discriminators[k][k].parameters()]
+        cross = [
+            p for k, row in enumerate(self.discriminators) for j, d in enumerate(row) if j != k for p in d.parameters()
+        ]
+        return {"task": encoder_generators + own, "discriminator": cross, "adversary": encoder_generators}
+
+
+def task_loss(model: OVRDL, images: torch.Tensor, labels: torch.Tensor):
+    """(a) Σ_k w_k · CE(D_kk(f_k), y_k)."""
+    features = model.features(images)
+    terms = [functional.cross_entropy(model.discriminators[k][k](f), labels[:, k]) for k, f in enumerate(features)]
+    loss = sum(w * t for w, t in zip(model.task_weights, terms, strict=True))
+    return loss, {"task_identity": float(terms[0].detach())}
+
+
+def _adversarial(model: OVRDL, features: list[torch.Tensor], labels: torch.Tensor, one_versus_rest: bool):
+    loss = features[0].new_zeros(())
+    for k, j in model.pairs():
+        predicted = torch.softmax(model.discriminators[k][j](features[k]), dim=1)
+        if one_versus_rest:
+            target = one_versus_rest_targets(labels[:, j], model.prior(j))
+        else:
+            target = functional.one_hot(labels[:, j], predicted.shape[1]).to(predicted.dtype)
+        loss = loss + model.pair_weights[k, j] * functional.mse_loss(predicted, target)
+    return loss
+
+
+def discriminator_loss(model: OVRDL, images: torch.Tensor, labels: torch.Tensor):
+    """(b) Σ_{j≠k} w_kj · MSE(D_kj(f_k), onehot(y_j)) on frozen features."""
+    with torch.no_grad():
+        features = model.features(images)
+    return _adversarial(model, features, labels, one_versus_rest=False), {}
+
+
+def adversary_loss(model: OVRDL, images: torch.Tensor, labels: torch.Tensor):
+    """(c) Σ_{j≠k} w_kj · MSE(D_kj(f_k), ỹ_j); only E and G are stepped (D is frozen by the caller)."""
+    return _adversarial(model, model.features(images), labels, one_versus_rest=True), {}
