@@ -85,10 +85,13 @@ class PipelineConfig:
 
 
 class TileSource:
-    """Tiles of a set of slides with their patch labels and lesion masks; `slide` indexes the task's slides."""
+    """Tiles of a set of slides with their patch labels and lesion masks; `slide` indexes the task's slides,
+    `known` marks the tiles whose masks are known (negative slides, annotated positive ones)."""
 
-    def __init__(self, tiles: np.ndarray, masks: np.ndarray, labels: np.ndarray, slide: np.ndarray, split: np.ndarray):
+    def __init__(self, tiles: np.ndarray, masks: np.ndarray, labels: np.ndarray, slide: np.ndarray, split: np.ndarray,
+                 known: np.ndarray):  # fmt: skip
         self.tiles, self.masks, self.labels, self.slide, self.split = tiles, masks, labels, slide, split
+        self.known = known
 
     def __len__(self) -> int:
         return len(self.tiles)
@@ -100,6 +103,7 @@ class TileSource:
             "labels": torch.from_numpy(self.labels[indices]).long(),
             "slide": torch.from_numpy(self.slide[indices]),
             "split": torch.from_numpy(self.split[indices]),
+            "known": torch.from_numpy(self.known[indices]),
         }
 
 
@@ -159,7 +163,7 @@ class GastricWSITask(PaperTask):
         for split in SPLITS:
             if not any(view.record.split == split for view in self.views):
                 raise DatasetError(f"no readable slide is in the {split} split of {root / config.labels}.")
-        return self._source({"train"}, True), self._source({"val"}, False), self._source(set(SPLITS), False)
+        return self._source({"train"}, True), self._source({"val"}, True), self._source(set(SPLITS), False)
 
     def _tissue_masks(self, views: list[SlideView]) -> list[np.ndarray]:
         """Each slide's tissue mask at its thumbnail level: network 1's or Otsu's. Where annotated tissue exists
@@ -187,7 +191,7 @@ class GastricWSITask(PaperTask):
     def _source(self, splits: set[str], labelled_only: bool) -> TileSource:
         """Tiles of the slides in `splits`; for training, only those whose lesion masks are known (negative
         slides, or positive slides with lesion annotations)."""
-        parts = {"tiles": [], "masks": [], "labels": [], "slide": [], "split": []}
+        parts = {"tiles": [], "masks": [], "labels": [], "slide": [], "split": [], "known": []}
         for index, (view, tiles) in enumerate(zip(self.views, self.slide_tiles, strict=True)):
             known = view.record.label == 0 or view.annotated("lesion")
             if view.record.split not in splits or (labelled_only and not known):
@@ -198,11 +202,12 @@ class GastricWSITask(PaperTask):
             parts["labels"].append((fraction >= self.pipeline.positive_tile_fraction).astype(np.int64))
             parts["slide"].append(np.full(len(tiles.tiles), index, dtype=np.int64))
             parts["split"].append(np.full(len(tiles.tiles), SPLITS.index(view.record.split), dtype=np.int64))
+            parts["known"].append(np.full(len(tiles.tiles), known))
         if not parts["tiles"]:
             raise DatasetError(
                 f"no tissue tile in the {'/'.join(sorted(splits))} slides; lower pipeline.tiling.min_tissue."
             )
-        return TileSource(*(np.concatenate(parts[name]) for name in ("tiles", "masks", "labels", "slide", "split")))
+        return TileSource(**{name: np.concatenate(values) for name, values in parts.items()})
 
     def build_model(self):
         return MultiTaskPatchNet(self.model_config)
@@ -226,15 +231,17 @@ class GastricWSITask(PaperTask):
             "label": batch["labels"].float(),
             "slide": batch["slide"].float(),
             "split": batch["split"].float(),
+            "known": batch["known"].float(),
         }
 
     def metrics(self, outputs):
-        """Patch AUC and pixel Dice over the tiles; with every split present (the test pass), the slide-level
-        screening metrics too."""
-        labels = outputs["label"]
-        result = {"patch_dice": dice(outputs["truth_map"], outputs["lesion_map"] >= self.pipeline.lesion_threshold)}
+        """Patch AUC and pixel Dice over the tiles whose masks are known; with every split present (the test
+        pass), the slide-level screening metrics too."""
+        known = outputs["known"] > 0.5
+        labels, lesion = outputs["label"][known], outputs["lesion_map"][known] >= self.pipeline.lesion_threshold
+        result = {"patch_dice": dice(outputs["truth_map"][known], lesion)}
         if 0 < labels.sum() < len(labels):
-            result["patch_auc"] = auc(labels, outputs["probability"])
+            result["patch_auc"] = auc(labels, outputs["probability"][known])
         if set(np.unique(outputs["split"]).astype(int)) == set(range(len(SPLITS))):
             result.update(self._screen(outputs))
         return result
