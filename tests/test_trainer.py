@@ -189,3 +189,11 @@ def test_a_training_step_may_update_named_optimizers_in_turn(tmp_path):
     bias_after = 5.0 + (start.bias.item() - 5.0) * 0.8**3  # SGD on (b - 5)^2: b <- b - 0.1 * 2 (b - 5), 3 times
     assert result.model.bias.item() == pytest.approx(bias_after, rel=1e-5)
     assert not torch.allclose(result.model.weight, start.weight)
+
+
+def test_adam_betas_are_configurable_and_refused_where_they_mean_nothing():
+    parameters = list(nn.Linear(2, 1).parameters())
+    optimizers = build_optimizers({"d": parameters}, {"d": OptimizerConfig("adam", 2e-4, betas=[0.5, 0.999])})
+    assert optimizers["d"].param_groups[0]["betas"] == (0.5, 0.999)
+    with pytest.raises(ConfigError, match="trainer.optimizers.d.betas is set but sgd has no betas"):
+        build_optimizers({"d": parameters}, {"d": OptimizerConfig("sgd", 0.1, betas=[0.5, 0.999])})
