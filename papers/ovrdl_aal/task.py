@@ -34,6 +34,7 @@ from papers.ovrdl_aal.synthetic import ensure_dataset, read_dataset
 DATASETS = ("synthetic_cmnist", "mnist")
 METHODS = ("ovrdl_aal", "ovrdl", "plain")
 SPLITS = ("train", "val", "test")
+SOURCE_SPLITS = (("train",), ("val",), ("val", "test"))  # the trainer's training, validation and test sources
 
 
 @dataclass
@@ -106,21 +107,22 @@ class OVRDLAALTask(PaperTask):
         split = np.array([SPLITS.index(s) for s in self.data.split[chosen]])
         return RowSource(inputs[chosen], self.data.attributes[chosen][:, : len(self.classes)], split, images)
 
+    def _sources(self, inputs: np.ndarray, images: bool) -> tuple[RowSource, RowSource, RowSource]:
+        """Training rows, validation rows, and validation with test rows (the test pass sets its thresholds on
+        the validation rows)."""
+        return tuple(self._rows(inputs, splits, images) for splits in SOURCE_SPLITS)
+
     def load_data(self):
         self.data = self._read()
         if self.stage == "ovrdl":
-            images = self.data.images
-            return (
-                self._rows(images, ("train",), True),
-                self._rows(images, ("val",), True),
-                self._rows(images, ("val", "test"), True),
-            )
+            return self._sources(self.data.images, True)
         features, probabilities = self.run_stage1()
         train = self.data.split == "train"
         labels = self.data.attributes[train]
         rows = confident_rows([p[train] for p in probabilities], labels, self.aal_config.confidence_percentile)
         mixes = MixSource(features[train], labels, rows, self.aal_config, self.seed)
-        return mixes, self._rows(features, ("val",), False), self._rows(features, ("val", "test"), False)
+        _, val, test = self._sources(features, False)
+        return mixes, val, test
 
     def run_stage1(self) -> tuple[np.ndarray, list[np.ndarray]]:
         """OVRDL with its own trainer (in <run>/stage1); its test metrics are kept as ovrdl_*. Returns every
@@ -130,9 +132,7 @@ class OVRDLAALTask(PaperTask):
         settings = replace(self.trainer_settings, max_epochs=self.stage1_epochs, max_steps=None)
         trainer = Trainer(stage1, settings, self.seed, stage1.run_dir, NullLogger(), bool(self.cfg.resume))
         images = self.data.images
-        sources = (stage1._rows(images, ("train",), True), stage1._rows(images, ("val",), True),
-                   stage1._rows(images, ("val", "test"), True))  # fmt: skip
-        result = trainer.fit(*sources)
+        result = trainer.fit(*stage1._sources(images, True))
         self.extra_metrics = {f"ovrdl_{name}": value for name, value in result.metrics.items()}
         model = result.model.eval()
         with torch.no_grad():
