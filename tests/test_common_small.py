@@ -6,7 +6,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from common.errors import ConfigError
-from common.hydra_setup import experiment_names
+from common.hydra_setup import CONFIG_DIR, experiment_names, register_experiment_names
 from common.logging import wandb_mode
 from common.plots import plot_training_curves
 from common.results import build_record, write_record
@@ -60,3 +60,20 @@ def test_paper_registry_is_explicit_and_lazy():
 def test_every_experiment_name_is_registered_for_hydra():
     names = experiment_names()
     assert {"main", "table4_din", "fig6_separate_gsu"} <= set(names)
+
+
+EXPERIMENTS = sorted((path.parent.name, path.stem) for path in CONFIG_DIR.glob("experiment/*/*.yaml"))
+
+
+@pytest.mark.parametrize(("paper", "experiment"), EXPERIMENTS, ids=[f"{p}/{e}" for p, e in EXPERIMENTS])
+def test_every_experiment_composes_and_its_task_accepts_the_config(paper, experiment, tmp_path):
+    import torch
+    from hydra import compose, initialize_config_dir
+
+    from common.distributed import DistributedContext
+
+    register_experiment_names()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("run", overrides=[f"paper={paper}", f"experiment={experiment}"])
+    context = DistributedContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+    paper_task(paper)(cfg, context, tmp_path)  # parses every typed section of the config
