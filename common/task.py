@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -13,6 +14,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from common.bench import BenchFigure
+from common.data.generated import dataset_root
 from common.distributed import DistributedContext
 
 
@@ -41,6 +43,13 @@ class PaperTask(ABC):
     def dataset_name(self) -> str:
         """The run record's dataset: `data_config.name` unless a task says otherwise."""
         return self.data_config.name
+
+    def generated_or_given_root(self, generated: str, ensure: Callable[..., Path]) -> Path:
+        """The folder the run reads: the embedded dataset `generated`, made on first use by
+        `ensure(data_config.generator, cache_dir, progress=...)`, or else the user's data.root."""
+        config = self.data_config
+        generate = partial(ensure, config.generator, Path(config.cache_dir), progress=self.context.is_main)
+        return dataset_root(config.name, config.root, config.data_card, generated, generate)
 
     @abstractmethod
     def prepare_data(self) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,6 @@ import torch
 from tqdm.auto import tqdm
 
 from common.config import require_choice, typed_config
-from common.data.generated import dataset_root
 from common.errors import ConfigError, DatasetError
 from common.metrics.ranking import auc
 from common.metrics.screening import OPERATING_RULES, operating_point, per_group
@@ -129,9 +127,7 @@ class GastricWSITask(PaperTask):
         return "multitask_patch_net" if self.model_config.segmentation else "classification_patch_net"
 
     def _root(self) -> Path:
-        config = self.data_config
-        generate = partial(ensure_dataset, config.generator, Path(config.cache_dir), progress=self.context.is_main)
-        return dataset_root(config.name, config.root, config.data_card, "synthetic_gastric", generate)
+        return self.generated_or_given_root("synthetic_gastric", ensure_dataset)
 
     def prepare_data(self) -> None:
         self._root()

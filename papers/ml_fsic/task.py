@@ -13,7 +13,6 @@ import numpy as np
 import torch
 
 from common.config import require_choice, typed_config
-from common.data.generated import dataset_root
 from common.errors import ConfigError, DatasetError
 from common.metrics.multilabel import chance_map, mean_average_precision, threshold_scores
 from common.task import PaperTask
@@ -75,9 +74,7 @@ class MLFSICTask(PaperTask):
         return self.method
 
     def _root(self) -> Path:
-        config = self.data_config
-        generate = partial(ensure_dataset, config.generator, Path(config.cache_dir), progress=self.context.is_main)
-        return dataset_root(config.name, config.root, config.data_card, "synthetic_multilabel", generate)
+        return self.generated_or_given_root("synthetic_multilabel", ensure_dataset)
 
     def prepare_data(self) -> None:
         self._root()

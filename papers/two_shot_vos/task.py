@@ -11,7 +11,6 @@ Evaluation propagates the first frame's masks through each validation video (J, 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,6 @@ import torch
 from torch import nn
 
 from common.config import require_choice, typed_config
-from common.data.generated import dataset_root
 from common.errors import ConfigError
 from common.logging import NullLogger
 from common.metrics.segmentation import j_and_f, jaccard, video_object_scores
@@ -96,9 +94,7 @@ class TwoShotVOSTask(PaperTask):
     # data
 
     def _root(self) -> Path:
-        config = self.data_config
-        generate = partial(ensure_dataset, config.generator, Path(config.cache_dir), progress=self.context.is_main)
-        return dataset_root(config.name, config.root, config.data_card, "synthetic_vos", generate)
+        return self.generated_or_given_root("synthetic_vos", ensure_dataset)
 
     def prepare_data(self) -> None:
         self._root()
