@@ -162,7 +162,7 @@ def test_mode_table_renders_the_committed_results():
     assert "Table 4" in markdown and "0.7962" in markdown
 
 
-@pytest.mark.parametrize("paper", ["twin", "pepnet", "two_shot_vos", "gastric_wsi", "ovrdl_aal"])
+@pytest.mark.parametrize("paper", ["twin", "pepnet", "two_shot_vos", "ml_fsic", "gastric_wsi", "ovrdl_aal"])
 def test_results_md_is_in_sync_with_the_committed_records(paper):
     expected = render_results(paper)
     assert (ROOT / "papers" / paper / "RESULTS.md").read_text() == expected, (
