@@ -29,14 +29,22 @@ def library_versions() -> dict[str, str]:
 
 
 def build_record(
-    cfg: DictConfig, model: str, dataset: str, metrics: dict[str, float], duration_s: float, device: str
+    cfg: DictConfig,
+    model: str,
+    dataset: str,
+    metrics: dict[str, float],
+    duration_s: float,
+    device: str,
+    data_seed: int | None = None,
 ) -> dict:
+    """The run record; `data_seed` is the seed of the generated data draw (None: a fixed dataset)."""
     return {
         "paper": str(cfg.paper),
         "experiment": str(cfg.experiment),
         "model": model,
         "dataset": dataset,
         "seed": int(cfg.seed),
+        "data_seed": data_seed,
         "metrics": {name: float(value) for name, value in sorted(metrics.items())},
         "config": OmegaConf.to_container(cfg, resolve=True),
         "git_commit": git_commit(),

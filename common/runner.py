@@ -17,7 +17,8 @@ from common.reported import comparison_table
 from common.results import build_record, write_record
 from common.seeding import seed_everything
 from common.tables import render_paper_tables
-from common.trainer import Trainer, TrainerConfig
+from common.trainer import Trainer, TrainerConfig, score_outputs
+from common.units import UNITS_FILE, save_units
 from papers import paper_package_dir, paper_task, render_results, reported_path
 
 
@@ -35,6 +36,8 @@ def run(cfg: DictConfig) -> dict | None:
         task = task_class(cfg, context, run_dir)
         if mode == "bench":
             return run_bench(task, run_dir)
+        if cfg.get("scorer"):
+            return score_without_learning(cfg, task, run_dir)
         return train(cfg, task, settings, run_dir)
     finally:
         shutdown_distributed()
@@ -54,6 +57,36 @@ def run_bench(task, run_dir: Path) -> None:
     print(f"wrote {write_figures(figures, run_dir)}")
 
 
+def score_without_learning(cfg: DictConfig, task, run_dir: Path) -> dict | None:
+    """A no-learning row (`scorer=oracle`, `scorer=trivial_<name>`): score the test split, train nothing."""
+    name = require_choice(str(cfg.scorer), task.no_learning_scorers(), "scorer")
+    started = time.perf_counter()
+    if task.context.is_main:
+        task.prepare_data()
+    task.context.barrier()
+    test_split = task.load_data()[2]
+    if not task.context.is_main:
+        return None
+    outputs = task.score_without_learning(name, test_split)
+    metrics = score_outputs(task, outputs, len(test_split), "test")
+    record = finish_record(cfg, task, name, metrics, outputs, started, run_dir)
+    print(comparison_table(str(cfg.experiment), reported_path(str(cfg.paper)), record))
+    print(f"run directory: {run_dir}")
+    return record
+
+
+def finish_record(cfg: DictConfig, task, model: str, metrics: dict, outputs: dict, started: float, run_dir: Path):
+    """Write the run record, and beside it the test metrics' per-unit contributions when the task gives them."""
+    elapsed = time.perf_counter() - started
+    device = str(task.context.device)
+    record = build_record(cfg, model, task.dataset_name, metrics, elapsed, device, task.data_seed)
+    units = task.test_units(outputs)
+    if units is not None:
+        save_units(units, run_dir / UNITS_FILE)
+    write_record(record, run_dir)
+    return record
+
+
 def train(cfg: DictConfig, task, settings: TrainerConfig, run_dir: Path) -> dict | None:
     context = task.context
     started = time.perf_counter()
@@ -70,9 +103,7 @@ def train(cfg: DictConfig, task, settings: TrainerConfig, run_dir: Path) -> dict
         if not context.is_main:
             return None
         metrics = task.record_metrics(result.metrics)
-        elapsed = time.perf_counter() - started
-        record = build_record(cfg, task.model_name, task.dataset_name, metrics, elapsed, str(context.device))
-        write_record(record, run_dir)
+        record = finish_record(cfg, task, task.model_name, metrics, result.test_outputs, started, run_dir)
         curves = plot_training_curves(result.history, run_dir / "training_curves.png")
         images = {"training_curves": curves} if curves else {}
         images.update(task.write_outputs(result.model, run_dir))

@@ -10,12 +10,14 @@ from typing import Protocol
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from common.bench import BenchFigure
 from common.data.generated import dataset_root
 from common.distributed import DistributedContext
+from common.errors import ConfigError
+from common.units import UnitContributions
 
 
 class BatchSource(Protocol):
@@ -43,6 +45,19 @@ class PaperTask(ABC):
     def dataset_name(self) -> str:
         """The run record's dataset: `data_config.name` unless a task says otherwise."""
         return self.data_config.name
+
+    @property
+    def data_seed(self) -> int | None:
+        """The seed of the data draw this run reads: `data_seed` where the data config draws from it (a generator,
+        unless data.root replaces it, or a sampling protocol); None for a fixed dataset, whose test set every seed
+        shares."""
+        data = self.cfg.get("data")
+        if data is None:
+            return None
+        node = OmegaConf.to_container(data, resolve=False)
+        if data.get("root"):
+            node.pop("generator", None)
+        return int(self.cfg.data_seed) if "${data_seed}" in str(node) else None
 
     def generated_or_given_root(self, generated: str, ensure: Callable[..., Path]) -> Path:
         """The folder the run reads: the embedded dataset `generated`, made on first use by
@@ -82,6 +97,23 @@ class PaperTask(ABC):
 
     @abstractmethod
     def metrics(self, outputs: dict[str, np.ndarray]) -> dict[str, float]: ...
+
+    def test_units(self, outputs: dict[str, np.ndarray]) -> UnitContributions | None:
+        """Per-unit contributions of the test metrics (common/units.py), from the same outputs as `metrics`, so
+        that the reproduced tables can bootstrap over the paper's test unit; None: seed-only intervals."""
+        return None
+
+    def no_learning_scorers(self) -> tuple[str, ...]:
+        """Names of the scorers that score the test split without training (`oracle`, `trivial_<name>`)."""
+        return ()
+
+    def score_without_learning(self, name: str, split: BatchSource) -> dict[str, np.ndarray]:
+        """The outputs of no-learning scorer `name` on `split`, with the keys and shapes of the concatenated
+        `predict` outputs, so that `metrics` and `test_units` score them as they score a trained model."""
+        raise ConfigError(
+            f"scorer={name!r} is not a no-learning scorer of {type(self).__name__}; "
+            f"allowed: {', '.join(self.no_learning_scorers()) or 'none'}."
+        )
 
     def record_metrics(self, test_metrics: dict[str, float]) -> dict[str, float]:
         """The metrics the run record keeps: the test metrics, plus any figure the task measured outside the

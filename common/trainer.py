@@ -124,6 +124,7 @@ class TrainingResult:
     history: list[dict]
     state: TrainingState
     model: nn.Module
+    test_outputs: dict[str, np.ndarray] = field(default_factory=dict)  # what the test metrics were computed from
 
 
 class Trainer:
@@ -203,8 +204,9 @@ class Trainer:
         progress.close()
         if self.settings.early_stopping.metric and (self.checkpoint_dir / "best.pt").exists():
             model.load_state_dict(load_checkpoint(self.checkpoint_dir / "best.pt")["model"])
-        test_metrics = self.evaluate(wrapped, test, "test")
-        return TrainingResult(metrics=test_metrics, history=state.history, state=state, model=model)
+        test_outputs = self.predict_split(wrapped, test, "test")
+        test_metrics = score_outputs(self.task, test_outputs, len(test), "test")
+        return TrainingResult(test_metrics, state.history, state, model, test_outputs)
 
     def _train_step(self, model: nn.Module, optimizers: dict, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         model.train()
@@ -244,9 +246,13 @@ class Trainer:
             for group in optimizer.param_groups:
                 group["lr"] = self.settings.optimizers[name].lr * factor
 
-    @torch.no_grad()
     def evaluate(self, model: nn.Module, source: BatchSource, split: str) -> dict[str, float]:
-        """Predict on this rank's contiguous share of `source`, gather every rank's outputs, compute metrics."""
+        """Predict on `source` (every rank its share, gathered) and compute the task's metrics."""
+        return score_outputs(self.task, self.predict_split(model, source, split), len(source), split)
+
+    @torch.no_grad()
+    def predict_split(self, model: nn.Module, source: BatchSource, split: str) -> dict[str, np.ndarray]:
+        """Predict on this rank's contiguous share of `source` and gather every rank's outputs."""
         model.eval()
         share = np.array_split(np.arange(len(source)), self.context.world_size)[self.context.rank]
         pieces: dict[str, list[np.ndarray]] = {}
@@ -261,14 +267,7 @@ class Trainer:
                 pieces.setdefault(name, []).append(value.float().cpu().numpy())
         local = {name: np.concatenate(values) for name, values in pieces.items()}
         gathered = self.context.all_gather_objects(local)
-        outputs = {name: np.concatenate([part[name] for part in gathered if name in part]) for name in local}
-        try:
-            return self.task.metrics(outputs)
-        except ValueError as error:
-            raise DatasetError(
-                f"metrics on the {split} split ({len(source)} samples) cannot be computed: {error}. "
-                "Give the split more days or samples (see the data options in configs/data/)."
-            ) from None
+        return {name: np.concatenate([part[name] for part in gathered if name in part]) for name in local}
 
     def _evaluate_and_track(self, wrapped: nn.Module, model: nn.Module, valid: BatchSource, state: TrainingState):
         metrics = self.evaluate(wrapped, valid, "valid")
@@ -320,3 +319,14 @@ class Trainer:
         if self.context.is_main:
             tqdm.write(f"resumed from {path} at step {state.step} (epoch {state.epoch}, batch {state.batch_in_epoch})")
         return state
+
+
+def score_outputs(task: PaperTask, outputs: dict[str, np.ndarray], size: int, split: str) -> dict[str, float]:
+    """The task's metrics of `outputs`; a split too small for them is a DatasetError saying what to change."""
+    try:
+        return task.metrics(outputs)
+    except ValueError as error:
+        raise DatasetError(
+            f"metrics on the {split} split ({size} samples) cannot be computed: {error}. "
+            "Give the split more days or samples (see the data options in configs/data/)."
+        ) from None

@@ -31,14 +31,15 @@ def test_wandb_mode_is_offline_unless_the_user_configured_online(monkeypatch, tm
 
 def test_run_record_has_the_design_fields(tmp_path):
     cfg = OmegaConf.create({"paper": "twin", "experiment": "main", "seed": 2, "model": {"name": "twin"}})
-    record = build_record(cfg, "twin", "synthetic_lifelong", {"auc": 0.7, "gauc": 1}, 12.34, "cpu")
+    record = build_record(cfg, "twin", "synthetic_lifelong", {"auc": 0.7, "gauc": 1}, 12.34, "cpu", data_seed=5)
     path = write_record(record, tmp_path)
     saved = json.loads(path.read_text())
     assert list(saved) == [
-        "paper", "experiment", "model", "dataset", "seed", "metrics", "config", "git_commit", "duration_s",
+        "paper", "experiment", "model", "dataset", "seed", "data_seed", "metrics", "config", "git_commit", "duration_s",
         "device", "versions",
     ]  # fmt: skip
     assert saved["metrics"] == {"auc": 0.7, "gauc": 1.0} and saved["seed"] == 2 and saved["duration_s"] == 12.3
+    assert saved["data_seed"] == 5
     assert saved["config"]["model"]["name"] == "twin"
 
 
