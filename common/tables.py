@@ -80,6 +80,7 @@ class Reported:
     rows: list[ReportedRow]
     claims: list[Claim]
     grids: list[Grid] = field(default_factory=list)
+    checks: list[Claim] = field(default_factory=list)  # the benchmark's own checks (oracle above trivial, ...)
 
 
 @dataclass(frozen=True)
@@ -124,17 +125,19 @@ def load_reported(path: Path) -> Reported:
             f"{path}: expected a mapping with 'paper' (non-empty text), 'rows' (a list) and optionally "
             f"'claims' (a list); got {str(data)[:200]!r}."
         )
-    claims = data.get("claims") or []
-    if not isinstance(claims, list):
-        raise TableError(f"{path}: 'claims' must be a list of claims, got {claims!r}.")
-    rows = [_parse_row(path, i, raw) for i, raw in enumerate(data["rows"])]
-    parsed_claims = [_parse_claim(path, i, raw) for i, raw in enumerate(claims)]
-    ids = [claim.id for claim in parsed_claims]
+    sections = {}
+    for section in ("claims", "checks"):
+        entries = data.get(section) or []
+        if not isinstance(entries, list):
+            raise TableError(f"{path}: '{section}' must be a list of claims, got {entries!r}.")
+        sections[section] = [_parse_claim(path, section, i, raw) for i, raw in enumerate(entries)]
+    ids = [claim.id for claim in sections["claims"] + sections["checks"]]
     duplicates = sorted({claim_id for claim_id in ids if ids.count(claim_id) > 1})
     if duplicates:
-        raise TableError(f"{path}: claim ids must be unique; repeated: {', '.join(duplicates)}.")
+        raise TableError(f"{path}: claim and check ids must be unique; repeated: {', '.join(duplicates)}.")
+    rows = [_parse_row(path, i, raw) for i, raw in enumerate(data["rows"])]
     grids = [_parse_grid(path, i, raw) for i, raw in enumerate(data.get("grids") or [])]
-    return Reported(paper=data["paper"], rows=rows, claims=parsed_claims, grids=grids)
+    return Reported(paper=data["paper"], rows=rows, grids=grids, **sections)
 
 
 def _parse_grid(path: Path, index: int, raw: object) -> Grid:
@@ -187,9 +190,9 @@ def _parse_row(path: Path, index: int, raw: object) -> ReportedRow:
     return ReportedRow(metrics={name: float(value) for name, value in metrics.items()}, ours=tuple(ours), **fields)
 
 
-def _parse_claim(path: Path, index: int, raw: object) -> Claim:
+def _parse_claim(path: Path, section: str, index: int, raw: object) -> Claim:
     rule = f"each claim is a mapping with non-empty text keys {', '.join(CLAIM_KEYS)} and optionally source"
-    where = _entry_location(path, "claims", index, raw, "id", rule)
+    where = _entry_location(path, section, index, raw, "id", rule)
     allowed = CLAIM_KEYS + CLAIM_OPTIONAL_KEYS
     unknown = sorted(str(key) for key in raw if key not in allowed)
     bad = [key for key in CLAIM_KEYS if not _is_text(raw.get(key))]
