@@ -7,7 +7,9 @@ test set. A run writes, beside results.json, ``units.npz``: one array of unit id
 - ``mean``: a value and a weight per unit, the metric being sum(weight * value) / sum(weight) (GAUC: per-user
   AUC weighted by the user's impressions; J&F: one value per video, weight 1; sensitivity: detected per
   positive slide), or
-- ``auc``: a label and a score per unit, the metric being the AUC over units (slide-level AUC).
+- ``auc``: a label and a score per unit, the metric being the AUC over units (slide-level AUC), or
+- ``macro_auc``: a class index and a row of class scores per unit, the metric being the mean over classes of
+  the one-vs-rest AUC (identity scores of an authentication model).
 
 Optional ``strata`` (one label per unit) keep the count of every stratum fixed under resampling (e.g.
 positives and negatives of a slide AUC, or identities). Units of runs on the same data draw are paired by id.
@@ -22,7 +24,7 @@ import numpy as np
 
 from common.errors import ReprozooError
 
-KINDS = ("mean", "auc")
+KINDS = ("mean", "auc", "macro_auc")
 UNITS_FILE = "units.npz"
 
 
@@ -32,8 +34,8 @@ class UnitsError(ReprozooError, ValueError):
 
 @dataclass(frozen=True)
 class MetricUnits:
-    """One metric's per-unit contributions: `first` is the value (mean) or label (auc), `second` the weight
-    (mean) or score (auc), both aligned with the units' ids."""
+    """One metric's per-unit contributions: `first` is the value (mean), label (auc) or class (macro_auc),
+    `second` the weight (mean), score (auc) or row of class scores (macro_auc), aligned with the units' ids."""
 
     kind: str
     first: np.ndarray
@@ -62,6 +64,16 @@ class UnitContributions:
         self.metrics[name] = MetricUnits("auc", labels, np.asarray(scores, dtype=np.float64).reshape(-1))
         return self._checked(name)
 
+    def add_macro_auc(self, name: str, classes, scores) -> UnitContributions:
+        """Add metric `name` = mean over the classes (columns of `scores`) of the one-vs-rest AUC of each class's
+        score, every unit carrying its class index."""
+        scores = np.asarray(scores, dtype=np.float64)
+        classes = np.asarray(classes, dtype=np.float64).reshape(-1)
+        if scores.ndim != 2:
+            raise UnitsError(f"metric {name!r} needs a units x classes score array, got shape {scores.shape}.")
+        self.metrics[name] = MetricUnits("macro_auc", classes, scores)
+        return self._checked(name)
+
     def _checked(self, name: str) -> UnitContributions:
         entry = self.metrics[name]
         if not len(entry.first) == len(entry.second) == len(self.ids):
@@ -84,7 +96,11 @@ def aggregate(entry: MetricUnits, counts: np.ndarray) -> np.ndarray:
         total = weights.sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(total > 0, (weights * entry.first).sum(axis=1) / total, np.nan)
-    return _weighted_auc(entry.first, entry.second, counts)
+    if entry.kind == "auc":
+        return _weighted_auc(entry.first, entry.second, counts)
+    columns = range(entry.second.shape[1])
+    per_class = [_weighted_auc((entry.first == k).astype(float), entry.second[:, k], counts) for k in columns]
+    return np.mean(per_class, axis=0)
 
 
 def _weighted_auc(labels: np.ndarray, scores: np.ndarray, counts: np.ndarray) -> np.ndarray:
