@@ -5,15 +5,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from common.tables import (
-    TableError,
-    evaluate_claim,
-    load_records,
-    load_reported,
-    render_markdown,
-    render_paper_tables,
-    summarize,
-)
+from common.claim_checks import CheckError, compile_check
+from common.records import RecordError, load_records
+from common.reported import TableError, load_reported
+from common.tables import render_markdown, render_paper_tables, summarize
+from common.verdicts import decide
 
 REPORTED = {
     "paper": "Toy (Doe et al., 2024), arXiv 0000.00000",
@@ -80,13 +76,29 @@ def package(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def summaries(package: Path) -> dict:
-    return summarize(load_records(package / "results"))
+def records(package: Path) -> list:
+    return load_records(package / "results")
+
+
+@pytest.fixture
+def summaries(records: list) -> dict:
+    return summarize(records)
+
+
+def _by_experiment(records: list) -> dict:
+    grouped: dict = {}
+    for record in records:
+        grouped.setdefault(record.experiment, []).append(record)
+    return grouped
+
+
+def evaluate_claim(check: str, records: list):
+    return decide(compile_check(check), _by_experiment(records))
 
 
 def test_summarize_mean_and_sample_std(summaries: dict) -> None:
     a, b = summaries["exp_a"], summaries["exp_b"]
-    assert (a.n, a.seeds, a.datasets) == (3, [0, 1, 2], ["synthetic"])
+    assert (a.n, a.seeds, a.datasets, a.data_seeds) == (3, [0, 1, 2], ["synthetic"], [None])
     assert a.metrics["gauc"].mean == pytest.approx(0.72)
     assert a.metrics["gauc"].std == pytest.approx(0.02)
     assert a.metrics["auc"].std == pytest.approx(0.01)
@@ -96,37 +108,38 @@ def test_summarize_mean_and_sample_std(summaries: dict) -> None:
 
 
 def test_single_run_has_zero_std(package: Path) -> None:
-    records = [r for r in load_records(package / "results") if r["seed"] == 0]
+    records = [r for r in load_records(package / "results") if r.seed == 0]
     summary = summarize(records)["exp_a"]
     assert (summary.n, summary.metrics["auc"].mean, summary.metrics["auc"].std) == (1, 0.80, 0.0)
 
 
-def test_claim_verdicts(summaries: dict) -> None:
-    holds = evaluate_claim("gauc(exp_a) > gauc(exp_b)", summaries)
-    assert holds.verdict == "holds"
-    assert holds.values == {"gauc(exp_a)": pytest.approx(0.72), "gauc(exp_b)": pytest.approx(0.69)}
-    assert evaluate_claim("auc(exp_b) >= auc(exp_a)", summaries).verdict == "does not hold"
-    not_run = evaluate_claim("gauc(exp_a) > gauc(exp_missing)", summaries)
+def test_claim_verdicts(records: list) -> None:
+    # exp_a - exp_b per shared seed: +0.02, +0.02 (gauc); +0.01, +0.02 (auc): two paired runs
+    holds = evaluate_claim("gauc(exp_a) > gauc(exp_b)", records)
+    assert holds.values == {"gauc(exp_a)": pytest.approx(0.71), "gauc(exp_b)": pytest.approx(0.69)}
+    assert holds.verdict == "holds" and holds.margin == pytest.approx(0.02) and holds.low == pytest.approx(0.02)
+    assert "2 paired runs" in holds.interval and "seeds only" in holds.interval
+    reverse = evaluate_claim("auc(exp_b) >= auc(exp_a)", records)
+    assert reverse.verdict in ("does not hold", "inconclusive") and reverse.margin == pytest.approx(-0.015)
+    not_run = evaluate_claim("gauc(exp_a) > gauc(exp_missing)", records)
     assert (not_run.verdict, not_run.missing) == ("not run", ["gauc(exp_missing)"])
     assert not_run.values == {"gauc(exp_a)": pytest.approx(0.72)}
-    no_metric = evaluate_claim("logloss(exp_a) < 1", summaries)
+    no_metric = evaluate_claim("logloss(exp_a) < 1", records)
     assert (no_metric.verdict, no_metric.missing) == ("not run", ["logloss(exp_a)"])
 
 
 @pytest.mark.parametrize(
-    ("check", "verdict"),
+    ("check", "margin"),
     [
-        ("0.5 < gauc(exp_b) < max(gauc(exp_a), auc(exp_b)) - 0.01", "holds"),
-        ("gauc(exp_a) < gauc(exp_b) < 1", "does not hold"),
-        (
-            "abs(gauc(exp_b) - gauc(exp_a)) / 2 < 0.02 and min(auc(exp_a), -auc(exp_b) * -1) == auc(exp_b)",
-            "holds",
-        ),
-        ("not gauc(exp_a) > 0.5 or 1 + 1 != 2", "does not hold"),
+        ("0.5 < gauc(exp_b) < max(gauc(exp_a), auc(exp_b)) - 0.01", 0.09),  # min(0.69 - 0.5, 0.79 - 0.01 - 0.69)
+        ("gauc(exp_a) < gauc(exp_b) < 1", -0.02),
+        ("abs(gauc(exp_b) - gauc(exp_a)) / 2 < 0.02 and auc(exp_a) > -auc(exp_b) * -1", 0.01),  # min(.01, .015)
+        ("not gauc(exp_a) > 0.5 or 1 + 1 < 2", 0.0),  # max(-(0.71 - 0.5), 2 - 2)
     ],
 )
-def test_claim_expressions(summaries: dict, check: str, verdict: str) -> None:
-    assert evaluate_claim(check, summaries).verdict == verdict
+def test_claim_margins(records: list, check: str, margin: float) -> None:
+    # on the two paired seeds: gauc a 0.71, b 0.69; auc a 0.805, b 0.79
+    assert evaluate_claim(check, records).margin == pytest.approx(margin, abs=1e-9)
 
 
 @pytest.mark.parametrize(
@@ -144,17 +157,20 @@ def test_claim_expressions(summaries: dict, check: str, verdict: str) -> None:
         "max(gauc(exp_a)) > 0.5",
         "gauc(exp_a)",
         "gauc(exp_a) > 0.5 +",
+        "gauc(exp_a) == gauc(exp_b)",
+        "True",
     ],
 )
-def test_forbidden_checks_raise(summaries: dict, check: str) -> None:
-    with pytest.raises(TableError) as error:
-        evaluate_claim(check, summaries)
+def test_forbidden_checks_raise(check: str) -> None:
+    with pytest.raises(CheckError) as error:
+        compile_check(check)
     assert repr(check) in str(error.value)
 
 
-def test_division_by_zero_is_a_table_error(summaries: dict) -> None:
-    with pytest.raises(TableError, match="divides by zero"):
-        evaluate_claim("gauc(exp_a) / (auc(exp_b) - auc(exp_b)) > 1", summaries)
+def test_division_by_zero_is_a_check_error() -> None:
+    compiled = compile_check("gauc(exp_a) / (auc(exp_b) - auc(exp_b)) > 1")
+    with pytest.raises(CheckError, match="divides by zero"):
+        compiled.evaluate({"gauc(exp_a)": 0.7, "auc(exp_b)": 0.8})
 
 
 def test_load_reported(package: Path) -> None:
@@ -208,7 +224,7 @@ def test_bad_reported_names_file(tmp_path: Path, row_change: dict, claim_change:
 def test_bad_record_names_file(package: Path, content: str, expected: str) -> None:
     bad = package / "results" / "exp_a" / "zz_bad.json"
     bad.write_text(content, encoding="utf-8")
-    with pytest.raises(TableError) as error:
+    with pytest.raises(RecordError) as error:
         load_records(package / "results")
     assert str(bad) in str(error.value)
     assert expected in str(error.value)
@@ -218,13 +234,13 @@ def test_duplicate_seed_is_rejected(package: Path) -> None:
     copy = package / "results" / "exp_a" / "again" / "seed0.json"
     copy.parent.mkdir()
     copy.write_text((package / "results" / "exp_a" / "seed0.json").read_text(), encoding="utf-8")
-    with pytest.raises(TableError, match="repeats experiment 'exp_a'"):
+    with pytest.raises(RecordError, match="repeats experiment 'exp_a'"):
         load_records(package / "results")
 
 
 def test_records_sorted_and_absent_dir_is_empty(package: Path) -> None:
     records = load_records(package / "results")
-    assert [(r["experiment"], r["seed"]) for r in records] == [
+    assert [(r.experiment, r.seed) for r in records] == [
         ("exp_a", 0),
         ("exp_a", 1),
         ("exp_a", 2),
@@ -234,32 +250,57 @@ def test_records_sorted_and_absent_dir_is_empty(package: Path) -> None:
     assert load_records(package / "no_results") == []
 
 
-def test_render_markdown(package: Path, summaries: dict) -> None:
+def test_render_markdown(package: Path, records: list) -> None:
     reported = load_reported(package / "reported.yaml")
-    text = render_markdown("toy", reported, summaries)
+    text = render_markdown("toy", reported, records, package)
     lines = text.splitlines()
     assert lines[0] == (
         "<!-- generated by `python run.py paper=toy mode=table mode.write=true`; do not edit by hand -->"
     )
     assert f"# Reproduced results: {REPORTED['paper']}" in lines
-    assert lines.index("## Table 1") < lines.index("## Table 2") < lines.index("## Claims")
+    assert lines.index("## Table 1") < lines.index("## Table 2") < lines.index("## Claims (the paper's)")
     assert (
-        "| Ours-A | `exp_a` | Big logs | auc 0.8100 · gauc 0.7000 "
-        "| auc 0.8100 ± 0.0100 · gauc 0.7200 ± 0.0200 (n=3) | synthetic |"
+        "| Ours-A (`exp_a`) | Big logs | auc 0.8100 · gauc 0.7000 | auc 0.8100 ± 0.0100 · gauc 0.7200 ± 0.0200 "
+        "| 3 (3 seeds, 1 data draw) | synthetic | records [s0](results/exp_a/seed0.json) "
+        "[s1](results/exp_a/seed1.json) [s2](results/exp_a/seed2.json) |"
     ) in lines
+    assert "| Base-B (`exp_b`) | Big logs | — | auc 0.7900 ± 0.0000 · gauc 0.6900 ± 0.0141 | 2 (2 seeds" in text
+    assert "| Ablation (`exp_missing`) | Small logs | auc 0.7500 | not run | — | — | — |" in lines
     assert (
-        "| Base-B | `exp_b` | Big logs | — | auc 0.7900 ± 0.0000 · gauc 0.6900 ± 0.0141 (n=2) | synthetic |"
+        "| c1: A beats B on GAUC | `gauc(exp_a) > gauc(exp_b)` | gauc(exp_a) = 0.7100<br>gauc(exp_b) = 0.6900 "
+        "| +0.0200 [+0.0200, +0.0200] | **holds** | 2 paired runs, 1 data draw; seeds only (no per-unit file) |"
     ) in lines
-    assert "| Ablation | `exp_missing` | Small logs | auc 0.7500 | not run | — |" in lines
-    assert (
-        "| c1: A beats B on GAUC | `gauc(exp_a) > gauc(exp_b)` "
-        "| gauc(exp_a) = 0.7200<br>gauc(exp_b) = 0.6900 | **holds** |"
-    ) in lines
-    assert "**does not hold**" in text
-    assert "gauc(exp_missing) = not run | **not run** |" in text
+    assert "gauc(exp_missing) = not run | — | **not run** |" in text
     assert lines[-4:] == ["## Sources", "", "- arXiv 0000.00000v1, Table 1", "- arXiv 0000.00000v1, Table 2"]
-    assert text == render_markdown("toy", load_reported(package / "reported.yaml"), summaries)
+    assert "## Headroom" not in text
+    assert text == render_markdown("toy", load_reported(package / "reported.yaml"), records, package)
     assert render_paper_tables("toy", package / "reported.yaml", package / "results") == text
+
+
+def test_headroom_rows_come_first_and_checks_apart_from_claims(package: Path) -> None:
+    for name, gauc in (("oracle", 0.95), ("trivial_popularity", 0.6)):
+        for seed in (0, 1, 2):
+            _write_record(
+                package / "results" / name / f"seed{seed}.json",
+                paper="toy", experiment=name, model=name, dataset="synthetic", seed=seed,
+                metrics={"auc": gauc, "gauc": gauc},
+            )  # fmt: skip
+    reported = {
+        **REPORTED,
+        "checks": [{"id": "room", "text": "oracle above trivial", "check": "gauc(oracle) > gauc(trivial_popularity)"}],
+    }
+    (package / "reported.yaml").write_text(yaml.safe_dump(reported, sort_keys=False), encoding="utf-8")
+    text = render_paper_tables("toy", package / "reported.yaml", package / "results")
+    lines = text.splitlines()
+    headroom = lines.index("## Headroom on our data (no learning)")
+    assert headroom < lines.index("## Table 1") < lines.index("## Claims (the paper's)")
+    assert lines.index("## Claims (the paper's)") < lines.index("## Benchmark checks (ours, not the paper's)")
+    oracle_row = next(line for line in lines if line.startswith("| `oracle`"))
+    assert lines.index(oracle_row) < next(
+        i for i, line in enumerate(lines) if line.startswith("| `trivial_popularity`")
+    )
+    assert "auc 0.9500 ± 0.0000 · gauc 0.9500 ± 0.0000" in oracle_row
+    assert "| room: oracle above trivial |" in text and "+0.3500 [+0.3500, +0.3500] | **holds**" in text
 
 
 def test_records_of_another_paper_in_the_same_folder_are_left_out(package: Path) -> None:
@@ -271,6 +312,19 @@ def test_records_of_another_paper_in_the_same_folder_are_left_out(package: Path)
     assert len(load_records(package / "results", "toy")) == 5
     assert len(load_records(package / "results", "toy_v2")) == 1
     assert summarize(load_records(package / "results", "toy"))["exp_a"].metrics["gauc"].mean == pytest.approx(0.72)
+
+
+def test_data_seed_of_old_records_comes_from_the_generator_config(package: Path) -> None:
+    _write_record(
+        package / "results" / "old" / "seed7.json", paper="toy", experiment="exp_c", model="toy",
+        dataset="synthetic", seed=7, metrics={"auc": 0.5}, config={"data": {"generator": {"seed": 3}}},
+    )  # fmt: skip
+    _write_record(
+        package / "results" / "new" / "seed7.json", paper="toy", experiment="exp_c", model="toy",
+        dataset="synthetic", seed=7, data_seed=7, metrics={"auc": 0.5},
+    )  # fmt: skip
+    draws = sorted(r.data_seed for r in load_records(package / "results") if r.experiment == "exp_c")
+    assert draws == [3, 7]
 
 
 GRID = {"id": "cells", "title": "Per cell", "metrics": ["auc", "gauc"], "experiments": ["exp_a", "exp_b"]}
@@ -285,7 +339,7 @@ def test_grid_marks_the_best_and_counts_cells_for_claims(package: Path) -> None:
             {
                 "id": "wins",
                 "text": "A beats B everywhere",
-                "check": "cells_above(exp_a) == 2 and cells_best(exp_b) == 0",
+                "check": "cells_above(exp_a) > 1.5 and cells_best(exp_b) < 0.5",
             }
         ],
     }
@@ -293,8 +347,9 @@ def test_grid_marks_the_best_and_counts_cells_for_claims(package: Path) -> None:
     text = render_paper_tables("toy", package / "reported.yaml", package / "results")
     assert "| auc | **0.8100** | 0.7900 |" in text and "| gauc | **0.7200** | 0.6900 |" in text
     assert "| best in (cells; `cells_best`) | 2 | 0 |" in text and "| above `exp_b` (`cells_above`) | 2 | 0 |" in text
-    assert "gauc 0.6900 ± 0.0141 (n=2)" in text and "auc 0.79" not in text.split("## Per cell")[0]  # `ours`
-    assert "cells_above(exp_a) = 2.0000" in text and "**holds**" in text
+    assert "gauc 0.6900 ± 0.0141 |" in text and "auc 0.79" not in text.split("## Per cell")[0]  # `ours`
+    # the counts are recomputed in every bootstrap replicate: two runs cannot settle them
+    assert "cells_above(exp_a) = 2.0000" in text and "+0.5000 [-0.5000, +0.5000] | **inconclusive**" in text
 
 
 def test_grid_reference_must_be_one_of_its_experiments(tmp_path: Path) -> None:
