@@ -177,10 +177,14 @@ def _user_logs(user_id: int, config: SyntheticLifelongConfig, catalogue: ItemCat
     targets = np.where(from_interest, interest_items, rng.integers(0, config.num_items, count))
     target_affinity = affinity(targets)
     logit = config.click_scale * (target_affinity - config.click_offset) + catalogue.bias[targets]
-    clicked = (rng.random(count) < 1 / (1 + np.exp(-(logit + rng.normal(0, config.click_noise, count))))).astype(int)
+    uniform = rng.random(count)
+    click_probability = 1 / (1 + np.exp(-(logit + rng.normal(0, config.click_noise, count))))
+    clicked = (uniform < click_probability).astype(int)
     impressions = {"seconds": offsets, "video": targets, "is_click": clicked}
     engagement = _engagement(target_affinity, catalogue.duration_ms[targets], rng)
     impressions.update({key: value * clicked for key, value in engagement.items()})
+    history["click_probability"] = np.full(length, np.nan)  # behaviors are logged, not drawn from a probability
+    impressions["click_probability"] = click_probability
     rows = {key: np.concatenate([history[key], impressions[key]]) for key in history}
     rows["user_id"] = np.full(len(rows["video"]), user_id)
     return rows
@@ -207,13 +211,20 @@ def _log_frame(rows: dict[str, np.ndarray], catalogue: ItemCatalogue, rng: np.ra
     return log_frame(HISTORY_START, rows["seconds"], columns)
 
 
-def write_dataset(config: SyntheticLifelongConfig, folder: Path, progress: bool = True) -> None:
-    """Write the logs, video features and user features into `folder` in KuaiRand's format."""
+def _generate_rows(config: SyntheticLifelongConfig, progress: bool):
+    """Every user's log rows (with each impression's click probability), the catalogue and the generator's
+    state after them: the same draws whether the files are written or only the probabilities recomputed."""
     rng = np.random.default_rng(config.seed)
     catalogue = make_catalogue(config, rng)
     users = range(config.num_users)
     parts = [_user_logs(u, config, catalogue, rng) for u in tqdm(users, desc="generate users", disable=not progress)]
     rows = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+    return rows, catalogue, rng
+
+
+def write_dataset(config: SyntheticLifelongConfig, folder: Path, progress: bool = True) -> None:
+    """Write the logs, video features and user features into `folder` in KuaiRand's format."""
+    rows, catalogue, rng = _generate_rows(config, progress)
     logs = _log_frame(rows, catalogue, rng)
     total_days = config.history_days + config.sample_days
     write_log_files(folder, logs, HISTORY_START, config.history_days, total_days, VERSION_TAG)
@@ -230,3 +241,20 @@ def sample_period_start(config: SyntheticLifelongConfig) -> int:
 def ensure_dataset(config: SyntheticLifelongConfig, cache_dir: Path, progress: bool = True) -> Path:
     """The dataset's folder under `cache_dir`, generating it first if absent."""
     return ensure_generated("synthetic_lifelong", config, cache_dir, partial(write_dataset, config, progress=progress))
+
+
+def impression_click_probabilities(config: SyntheticLifelongConfig) -> pd.DataFrame:
+    """The probability each impression was clicked with, sigmoid(5 (affinity - 0.45) + item bias + noise), which
+    the files do not hold: recomputed by replaying the generator from its seed. Columns user_id, video_id, time_ms
+    (as the logs write them) and click_probability."""
+    rows, _, _ = _generate_rows(config, progress=False)
+    impression = ~np.isnan(rows["click_probability"])
+    stamps = pd.to_datetime(HISTORY_START) + pd.to_timedelta(rows["seconds"][impression], unit="s")
+    return pd.DataFrame(
+        {
+            "user_id": rows["user_id"][impression],
+            "video_id": rows["video"][impression],
+            "time_ms": (stamps.asi8 // 1_000_000).astype(np.int64),  # as common.data.kuairand_writer.log_frame
+            "click_probability": rows["click_probability"][impression],
+        }
+    )

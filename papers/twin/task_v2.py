@@ -18,9 +18,10 @@ import torch
 from common.config import require_choice, typed_config
 from common.logging import NullLogger
 from common.trainer import Trainer, TrainerConfig
+from common.units import UnitContributions
 from papers.twin.clustering import METHODS, ClusteringConfig
 from papers.twin.lifecycle import BACKENDS, ClusteringJob, read_virtual_items
-from papers.twin.task import SPLITS, TwinTask
+from papers.twin.task import SPLITS, TwinTask, aligned_mean
 from papers.twin.virtual_items import VirtualItemHistory, VirtualItemSplit, life_cycle_behaviors
 
 SEQUENCES = ("virtual", "raw")
@@ -46,13 +47,14 @@ class TwinV2Task(TwinTask):
         require_choice(self.life_cycle.clustering.method, METHODS, "life_cycle.clustering.method")
         self.clustering_metrics: dict[str, float] = {}
         self.baseline_metrics: dict[str, float] = {}
+        self.baseline_outputs: dict[str, np.ndarray] = {}
 
     @property
     def model_name(self) -> str:
         return "twin_v2" if self.life_cycle.sequence == "virtual" else "twin"
 
     def make_splits(self, rows: dict[str, np.ndarray]):
-        if self.life_cycle.sequence == "raw":
+        if self.life_cycle.sequence == "raw" or self.cfg.get("scorer"):  # a no-learning row trains no TWIN first
             return super().make_splits(rows)
         cutoff = int(self.data.samples["time_ms"].min())
         shards = self.cluster(self.item_embeddings(rows), cutoff)
@@ -77,7 +79,7 @@ class TwinV2Task(TwinTask):
             settings = typed_config(TrainerConfig, self.cfg.trainer, "trainer")
             trainer = Trainer(task, settings, int(self.cfg.seed), task.run_dir, NullLogger(), bool(self.cfg.resume))
             result = trainer.fit(*task.make_splits(rows))
-            self.baseline_metrics = result.metrics
+            self.baseline_metrics, self.baseline_outputs = result.metrics, result.test_outputs
             model = result.model
         else:
             from common.checkpoint import load_checkpoint
@@ -109,6 +111,18 @@ class TwinV2Task(TwinTask):
 
     def metrics(self, outputs):
         return {**super().metrics(outputs), **self.clustering_metrics}
+
+    def test_units(self, outputs: dict[str, np.ndarray]) -> UnitContributions:
+        """TWIN's per-user contributions, plus, when stage (1) trained TWIN in this run, that TWIN's GAUC and the
+        GAUC gain over the same users with the same weights (per user: TWIN-V2's AUC minus TWIN's)."""
+        units = super().test_units(outputs)
+        if not self.baseline_outputs:
+            return units
+        baseline = super().test_units(self.baseline_outputs)
+        twin_values, twin_weights = aligned_mean(baseline, "gauc", units.ids)
+        units.add_mean("twin_gauc", twin_values, twin_weights)
+        units.add_mean("gauc_gain", units.metrics["gauc"].first - twin_values, twin_weights)
+        return units
 
     def record_metrics(self, test_metrics):
         """Adds, when stage (1) trained TWIN in this run, that TWIN's test AUC and GAUC (the paper's baseline:
