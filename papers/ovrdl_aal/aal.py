@@ -26,8 +26,8 @@ class AALConfig:
     identity_weight: float = 1.0
     domain_weight: float = 0.1
     confidence_percentile: float = 5.0
-    mixes_per_loop: int = 20000  # paper: 200k
-    loops: int = 3  # paper: 10; each loop draws new mixes
+    mixes_per_loop: int = 20000  # official train_phase2.py: 200k
+    loops: int = 3  # official train_phase2.py: 10; each loop draws new mixes
 
 
 class AAL(nn.Module):

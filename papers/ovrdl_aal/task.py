@@ -6,7 +6,8 @@
 - ovrdl: stage 1 alone; plain: the same encoder with the identity's task loss only.
 Evaluation is on the test ⟨class, domain⟩ cells (all unseen in training): identity scores give the mean
 one-versus-rest AUC, FAR and FRR at each identity's EER threshold chosen on the validation half of those
-cells, TAR at FAR = 1% and top-1 accuracy.
+cells, TAR at FAR = 1% and top-1 accuracy; their per-sample contributions (contributions.py) go to units.npz.
+`scorer=oracle|trivial_chance|trivial_colour` scores the test cells without learning (no_learning.py).
 """
 
 from __future__ import annotations
@@ -25,9 +26,19 @@ from common.metrics.ranking import auc
 from common.metrics.verification import authentication_metrics
 from common.task import PaperTask
 from common.trainer import Trainer, TrainerConfig
+from common.units import UnitContributions
 from papers.ovrdl_aal.aal import AAL, AALConfig, MixSource, confident_rows
 from papers.ovrdl_aal.cmnist import CMNIST, CMNISTConfig
+from papers.ovrdl_aal.contributions import add_authentication_contributions, sample_units
 from papers.ovrdl_aal.data import read_mnist_cmnist
+from papers.ovrdl_aal.no_learning import (
+    SCORERS,
+    chance_scores,
+    colour_identity_frequencies,
+    colour_scores,
+    oracle_scores,
+    stroke_colour,
+)
 from papers.ovrdl_aal.ovrdl import OVRDL, OVRDLConfig, adversary_loss, discriminator_loss, task_loss
 from papers.ovrdl_aal.synthetic import ensure_dataset, read_dataset
 
@@ -64,6 +75,18 @@ class RowSource:
         }
 
 
+def has_test_rows(outputs: dict[str, np.ndarray]) -> bool:
+    """Whether the outputs are the test pass's (validation and test rows) rather than the validation pass's."""
+    return bool(np.any(outputs["split"].astype(int) == SPLITS.index("test")))
+
+
+def rows_by_split(outputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The test rows' scores and identities, then the validation rows' (which set the thresholds)."""
+    scores, labels = outputs["scores"], outputs["label"].astype(int)
+    test = outputs["split"].astype(int) == SPLITS.index("test")
+    return scores[test], labels[test], scores[~test], labels[~test]
+
+
 class OVRDLAALTask(PaperTask):
     def __init__(self, cfg, context, run_dir: Path):
         super().__init__(cfg, context, run_dir)
@@ -79,6 +102,7 @@ class OVRDLAALTask(PaperTask):
         self.stage = "aal" if self.method == "ovrdl_aal" else "ovrdl"
         self.data: CMNIST | None = None
         self.extra_metrics: dict[str, float] = {}
+        self.stage1_outputs: dict[str, np.ndarray] = {}  # stage 1's test outputs (ovrdl_aal), for its units
 
     @property
     def model_name(self) -> str:
@@ -114,7 +138,7 @@ class OVRDLAALTask(PaperTask):
 
     def load_data(self):
         self.data = self._read()
-        if self.stage == "ovrdl":
+        if self.stage == "ovrdl" or self.cfg.get("scorer"):  # a no-learning row scores the images, trains nothing
             return self._sources(self.data.images, True)
         features, probabilities = self.run_stage1()
         train = self.data.split == "train"
@@ -134,6 +158,7 @@ class OVRDLAALTask(PaperTask):
         images = self.data.images
         result = trainer.fit(*stage1._sources(images, True))
         self.extra_metrics = {f"ovrdl_{name}": value for name, value in result.metrics.items()}
+        self.stage1_outputs = result.test_outputs
         model = result.model.eval()
         with torch.no_grad():
             pixels = torch.from_numpy(images).float() / 255
@@ -196,15 +221,51 @@ class OVRDLAALTask(PaperTask):
     def metrics(self, outputs):
         """Validation pass: mean one-vs-rest AUC and accuracy on the validation rows. Test pass (validation
         and test rows together): the authentication metrics on the test rows, thresholds from the validation rows."""
-        scores, labels, split = outputs["scores"], outputs["label"].astype(int), outputs["split"].astype(int)
-        test = split == SPLITS.index("test")
-        if not test.any():
+        scores, labels = outputs["scores"], outputs["label"].astype(int)
+        if not has_test_rows(outputs):
             identities = [i for i in np.unique(labels) if 0 < (labels == i).sum() < len(labels)]
             return {
                 "auc": float(np.mean([auc((labels == i).astype(int), scores[:, i]) for i in identities])),
                 "accuracy": float(np.mean(scores.argmax(1) == labels)),
             }
-        return authentication_metrics(scores[test], labels[test], scores[~test], labels[~test])
+        return authentication_metrics(*rows_by_split(outputs))
+
+    def test_units(self, outputs: dict[str, np.ndarray]) -> UnitContributions | None:
+        """Per test sample, stratified by identity: the test metrics but TAR, and stage 1's (ovrdl_*) beside
+        them in a two-stage run (the same rows, in the same order)."""
+        if not has_test_rows(outputs):
+            return None
+        scored = rows_by_split(outputs)
+        units = add_authentication_contributions(sample_units(scored[1]), *scored)
+        if self.stage1_outputs:
+            add_authentication_contributions(units, *rows_by_split(self.stage1_outputs), prefix="ovrdl_")
+        return units
+
+    def no_learning_scorers(self) -> tuple[str, ...]:
+        return SCORERS
+
+    def score_without_learning(self, name: str, split: RowSource) -> dict[str, np.ndarray]:
+        """The validation and test rows scored by `name` (no_learning.py), as `predict` outputs them."""
+        if name not in SCORERS:
+            return super().score_without_learning(name, split)
+        rows = split.batch(np.arange(len(split)))
+        identities = rows["labels"][:, 0].numpy()
+        return {
+            "scores": self._no_learning_scores(name, rows["inputs"].numpy(), identities),
+            "label": identities.astype(np.float32),
+            "split": rows["split"].numpy().astype(np.float32),
+        }
+
+    def _no_learning_scores(self, name: str, images: np.ndarray, identities: np.ndarray) -> np.ndarray:
+        classes = self.data.classes[0]
+        if name == "oracle":
+            return oracle_scores(identities, classes)
+        if name == "trivial_chance":
+            return chance_scores(len(images), classes, self.seed)
+        train = self.data.split == "train"  # trivial_colour: the training split's colour-identity counts only
+        training_colours = stroke_colour(self.data.images[train])
+        frequencies = colour_identity_frequencies(training_colours, self.data.attributes[train, 0], classes)
+        return colour_scores(images, frequencies)
 
     def record_metrics(self, test_metrics):
         return {**test_metrics, **self.extra_metrics}
