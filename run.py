@@ -8,7 +8,12 @@ import hydra
 from omegaconf import DictConfig
 
 from common.errors import ReprozooError
-from common.hydra_setup import register_experiment_names
+from common.hydra_setup import check_command_line, register_experiment_names
+
+
+def fail(error: ReprozooError) -> None:
+    print(f"error: {error}", file=sys.stderr)
+    sys.exit(2)
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="run")
@@ -18,10 +23,13 @@ def main(cfg: DictConfig) -> None:
     try:
         run(cfg)
     except ReprozooError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        fail(error)
 
 
 if __name__ == "__main__":
     register_experiment_names()
+    try:
+        check_command_line(sys.argv[1:])
+    except ReprozooError as error:
+        fail(error)
     main()

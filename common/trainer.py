@@ -16,7 +16,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from common.checkpoint import load_checkpoint, save_atomic
-from common.config import require_choice
+from common.config import bounded, require_choice
 from common.errors import ConfigError, DatasetError, TrainingError
 from common.logging import RunLogger
 from common.seeding import restore_rng_state, rng_state
@@ -25,32 +25,32 @@ from common.task import BatchSource, PaperTask
 
 @dataclass
 class OptimizerConfig:
-    name: str = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    betas: list[float] | None = None  # Adam/AdamW's (beta1, beta2); null: PyTorch's default
+    name: str = bounded("adam", choices=("adam", "adamw", "adagrad", "sgd"))
+    lr: float = bounded(1e-3, above=0.0)
+    weight_decay: float = bounded(0.0, minimum=0.0)
+    betas: list[float] | None = bounded(None, minimum=0.0, below=1.0)  # Adam/AdamW's (beta1, beta2); null: default
 
 
 @dataclass
 class EarlyStoppingConfig:
     metric: str | None = None
-    mode: str = "max"
-    patience: int = 2
+    mode: str = bounded("max", choices=("max", "min"))
+    patience: int = bounded(2, minimum=0)
 
 
 @dataclass
 class TrainerConfig:
-    device: str = "auto"
-    max_epochs: int = 1
-    max_steps: int | None = None
-    batch_size: int = 256
-    eval_batch_size: int = 1024
-    eval_every: int = 0
-    log_every: int = 10
-    checkpoint_every: int = 50
-    grad_clip: float | None = 1.0
-    warmup_steps: int = 0  # linear learning-rate warm-up from warmup_start_factor x lr to lr
-    warmup_start_factor: float = 0.01
+    device: str = bounded("auto", choices=("auto", "cpu", "cuda"))
+    max_epochs: int = bounded(1, minimum=1)
+    max_steps: int | None = bounded(None, minimum=1)
+    batch_size: int = bounded(256, minimum=1)
+    eval_batch_size: int = bounded(1024, minimum=1)
+    eval_every: int = bounded(0, minimum=0)  # 0: evaluate after every epoch
+    log_every: int = bounded(10, minimum=1)
+    checkpoint_every: int = bounded(50, minimum=1)
+    grad_clip: float | None = bounded(1.0, above=0.0)
+    warmup_steps: int = bounded(0, minimum=0)  # linear learning-rate warm-up from warmup_start_factor x lr to lr
+    warmup_start_factor: float = bounded(0.01, above=0.0, maximum=1.0)
     amp: bool = True
     deterministic: bool = False
     progress_bar: bool = True
