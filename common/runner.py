@@ -104,7 +104,14 @@ def score_without_learning(cfg: DictConfig, task, settings: TrainerConfig, run_d
 
 
 def finish_record(
-    cfg: DictConfig, task, settings: TrainerConfig, model: str, metrics: dict, outputs: dict, started: float, run_dir: Path
+    cfg: DictConfig,
+    task,
+    settings: TrainerConfig,
+    model: str,
+    metrics: dict,
+    outputs: dict,
+    started: float,
+    run_dir: Path,
 ) -> dict:
     """Write the run record, and beside it the test metrics' per-unit contributions when the task gives them."""
     elapsed = time.perf_counter() - started
@@ -134,9 +141,7 @@ def train(cfg: DictConfig, task, settings: TrainerConfig, run_dir: Path) -> dict
         if not context.is_main:
             return None
         metrics = task.record_metrics(result.metrics)
-        record = finish_record(
-            cfg, task, settings, task.model_name, metrics, result.test_outputs, started, run_dir
-        )
+        record = finish_record(cfg, task, settings, task.model_name, metrics, result.test_outputs, started, run_dir)
         curves = plot_training_curves(result.history, run_dir / "training_curves.png")
         images = {"training_curves": curves} if curves else {}
         images.update(task.write_outputs(result.model, run_dir))
