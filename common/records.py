@@ -94,13 +94,16 @@ def _run_record(path: Path, raw: dict) -> RunRecord:
 
 
 def recorded_data_seed(raw: dict) -> int | None:
-    """The record's data draw: its data_seed; for records made before data_seed was recorded, the seed of the
-    generator in its config (those runs all read one draw), or None (a fixed dataset)."""
+    """The record's data draw: its data_seed; for records made before data_seed was recorded, the seed its data
+    config drew with (the generator's, or a sampling protocol's), or None (a fixed dataset)."""
     if "data_seed" in raw:
         return raw["data_seed"]
-    generator = (raw.get("config") or {}).get("data", {}).get("generator") or {}
-    seed = generator.get("seed")
-    return seed if isinstance(seed, int) else None
+    data = (raw.get("config") or {}).get("data") or {}
+    for node in ("generator", "protocol"):
+        seed = (data.get(node) or {}).get("seed")
+        if isinstance(seed, int):
+            return seed
+    return None
 
 
 def is_number(value: object) -> bool:
