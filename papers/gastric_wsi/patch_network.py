@@ -15,6 +15,7 @@ from common.backbones import feature_backbone
 
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)  # ImageNet statistics, as timm's encoders expect
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+MASK_STRIDE = 4  # the lesion decoder's output is a quarter of the tile's resolution
 
 
 def tile_tensor(tiles: np.ndarray) -> torch.Tensor:
@@ -58,6 +59,12 @@ class MultiTaskPatchNet(nn.Module):
         return output
 
 
+def lesion_targets(masks: torch.Tensor, side: int) -> torch.Tensor:
+    """Tile lesion masks [B, S, S] at the decoder's resolution [B, side, side]: a cell is lesion when at least
+    half of its pixels are."""
+    return functional.adaptive_avg_pool2d(masks[:, None].float(), (side, side))[:, 0].round()
+
+
 def dice_loss(logits: torch.Tensor, targets: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
     """1 − soft Dice over the batch's pixels."""
     probabilities = torch.sigmoid(logits)
@@ -72,7 +79,7 @@ def patch_loss(output: dict[str, torch.Tensor], labels: torch.Tensor, masks: tor
     if "mask_logits" not in output:
         return classification, terms
     logits = output["mask_logits"]
-    targets = functional.adaptive_avg_pool2d(masks[:, None], logits.shape[-2:])[:, 0].round()
+    targets = lesion_targets(masks, logits.shape[-1])
     bce = functional.binary_cross_entropy_with_logits(logits, targets)
     dice = dice_loss(logits, targets)
     terms.update(mask_bce=float(bce.detach()), mask_dice=float(dice.detach()))

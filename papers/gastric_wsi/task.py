@@ -7,7 +7,9 @@ fits network 2, the multi-task patch network, on the training slides' tiles (val
 slides' tiles, patch AUC and Dice). The test evaluation runs network 2 over every slide's tiles, fits network 3
 on the training slides' features, picks the operating point on the validation slides and reports sensitivity,
 specificity and AUC on the test slides (also per center, and for max-pooling of the patch scores), and lesion
-Dice on the annotated positive test slides. A slide OpenSlide cannot read is reported and left out; the rest run.
+Dice on the annotated positive test slides; their per-slide contributions go to the run's units file. A slide
+OpenSlide cannot read is reported and left out; the rest run. A no-learning row (`scorer=`, no_learning.py)
+tiles Otsu's tissue and trains none of the three networks: its slide score is its highest patch score.
 """
 
 from __future__ import annotations
@@ -26,9 +28,18 @@ from common.metrics.ranking import auc
 from common.metrics.screening import OPERATING_RULES, operating_point, per_group
 from common.metrics.segmentation import dice
 from common.task import PaperTask
+from common.units import UnitContributions
 from papers.gastric_wsi.annotations import rasterize
 from papers.gastric_wsi.data import SPLITS, read_slide_table
-from papers.gastric_wsi.patch_network import MultiTaskPatchNet, PatchNetConfig, patch_loss, tile_tensor
+from papers.gastric_wsi.no_learning import ORACLE, SCORERS, TRIVIAL_SCORERS, oracle_tiles
+from papers.gastric_wsi.patch_network import (
+    MASK_STRIDE,
+    MultiTaskPatchNet,
+    PatchNetConfig,
+    lesion_targets,
+    patch_loss,
+    tile_tensor,
+)
 from papers.gastric_wsi.screening import (
     SlideTiles,
     SlideView,
@@ -53,6 +64,7 @@ from papers.gastric_wsi.tissue import (
 DATASETS = ("synthetic_gastric", "slides")
 TISSUE_METHODS = ("network", "otsu")
 AGGREGATORS = ("mlp", "max")
+AGGREGATOR_PREFIXES = {"mlp": "", "max": "max_pool_"}  # the metric names' prefix of each aggregator's scores
 
 
 @dataclass
@@ -105,6 +117,41 @@ class TileSource:
         }
 
 
+@dataclass
+class SlideEvaluation:
+    """The test pass at the slide level, one entry per screened slide: its scores by metric prefix ("" for
+    network 3's or a no-learning row's, "max_pool_" for max-pooling) with each one's validation operating point,
+    label, split, group names (all slides, per center, seen or held-out center) and stitched lesion map; and per
+    annotated positive test slide (by name) the Dice of its lesion map and of its tissue tiles."""
+
+    scores: dict[str, np.ndarray]
+    thresholds: dict[str, float]
+    labels: np.ndarray
+    split: np.ndarray
+    groupings: tuple[np.ndarray, ...]
+    maps: list[np.ndarray]
+    lesion_dice: dict[str, float]
+    tissue_mask_lesion_dice: dict[str, float]
+
+
+def add_screening_units(units: UnitContributions, prefix: str, scores: np.ndarray, labels: np.ndarray,
+                        threshold: float, groupings: list[np.ndarray]) -> None:  # fmt: skip
+    """Per group of test slides (as the task's metrics name them), the contributions of sensitivity (a detected
+    positive slide scores 1), specificity (a cleared negative slide scores 1) and AUC, where the group has the
+    slides they need; for a group's AUC, the slides outside it have no label (NaN: neither class)."""
+    called = scores >= threshold
+    for names in groupings:
+        for group in np.unique(names):
+            member = names == group
+            positive, negative = member & (labels == 1), member & (labels == 0)
+            if positive.any():
+                units.add_mean(f"{prefix}{group}sensitivity", called, positive)
+            if negative.any():
+                units.add_mean(f"{prefix}{group}specificity", ~called, negative)
+            if positive.any() and negative.any():
+                units.add_auc(f"{prefix}{group}auc", np.where(member, labels, np.nan), scores)
+
+
 class GastricWSITask(PaperTask):
     def __init__(self, cfg, context, run_dir: Path):
         super().__init__(cfg, context, run_dir)
@@ -116,10 +163,11 @@ class GastricWSITask(PaperTask):
         require_choice(self.pipeline.aggregator, AGGREGATORS, "pipeline.aggregator")
         require_choice(self.pipeline.operating_rule, OPERATING_RULES, "pipeline.operating_rule")
         self.seed = int(cfg.seed)
+        self.no_learning = bool(cfg.get("scorer"))
         self.views: list[SlideView] = []
         self.slide_tiles: list[SlideTiles] = []
         self.skipped: dict[str, str] = {}
-        self.extra_metrics: dict[str, float] = {}
+        self.tissue_dice: dict[str, dict[str, float]] = {}  # tissue_dice_<method> -> slide name -> Dice
         self.screened: list[dict] = []
 
     @property
@@ -162,9 +210,12 @@ class GastricWSITask(PaperTask):
         return self._source({"train"}, True), self._source({"val"}, True), self._source(set(SPLITS), False)
 
     def _tissue_masks(self, views: list[SlideView]) -> list[np.ndarray]:
-        """Each slide's tissue mask at its thumbnail level: network 1's or Otsu's. Where annotated tissue exists
-        on test slides, both methods' Dice against it is recorded."""
+        """Each slide's tissue mask at its thumbnail level: network 1's or Otsu's (always Otsu's on a no-learning
+        row, which trains nothing). Where annotated tissue exists on test slides, both methods' Dice against it
+        is kept per slide."""
         otsu = [otsu_tissue_mask(view.thumbnail, self.pipeline.otsu) for view in views]
+        if self.no_learning:
+            return otsu
         network = None
         annotated = [v for v in views if v.record.split == "train" and v.annotated("tissue")]
         if self.pipeline.tissue == "network" and not annotated:
@@ -177,12 +228,18 @@ class GastricWSITask(PaperTask):
                                    self.pipeline.tissue_net, self.seed)  # fmt: skip
             network = [network_tissue_mask(net, view.thumbnail) for view in views]
         tested = [i for i, v in enumerate(views) if v.record.split == "test" and v.annotated("tissue")]
-        if tested:
-            truth = {i: views[i].mask("tissue") for i in tested}
-            self.extra_metrics["tissue_dice_otsu"] = float(np.mean([dice(truth[i], otsu[i]) for i in tested]))
-            if network is not None:
-                self.extra_metrics["tissue_dice_network"] = float(np.mean([dice(truth[i], network[i]) for i in tested]))
+        truth = {i: views[i].mask("tissue") for i in tested}
+        for method, masks in (("otsu", otsu), ("network", network)):
+            if masks is not None and tested:
+                dices = {views[i].record.path.stem: dice(truth[i], masks[i]) for i in tested}
+                self.tissue_dice[f"tissue_dice_{method}"] = dices
         return network if self.pipeline.tissue == "network" else otsu
+
+    def _screened_tissue_dice(self) -> dict[str, dict[str, float]]:
+        """The per-slide tissue Dice of each method over the slides that were screened (read in full)."""
+        screened = {view.record.path.stem for view in self.views}
+        kept = {name: {s: d for s, d in dices.items() if s in screened} for name, dices in self.tissue_dice.items()}
+        return {name: dices for name, dices in kept.items() if dices}
 
     def _source(self, splits: set[str], labelled_only: bool) -> TileSource:
         """Tiles of the slides in `splits`; for training, only those whose lesion masks are known (negative
@@ -214,12 +271,12 @@ class GastricWSITask(PaperTask):
     def predict(self, model, batch):
         output = model(batch["tiles"])
         probability = torch.softmax(output["class_logits"].float(), dim=1)[:, 1]
-        side = batch["tiles"].shape[-1] // 4
+        side = batch["tiles"].shape[-1] // MASK_STRIDE
         if "mask_logits" in output:
             lesion_map = torch.sigmoid(output["mask_logits"].float())
         else:  # classification only: the patch's probability over the whole patch
             lesion_map = probability[:, None, None].expand(-1, side, side)
-        truth = torch.nn.functional.adaptive_avg_pool2d(batch["masks"][:, None], (side, side))[:, 0].round()
+        truth = lesion_targets(batch["masks"], side)
         return {
             "probability": probability,
             "lesion_map": lesion_map.reshape(len(probability), -1),
@@ -231,18 +288,24 @@ class GastricWSITask(PaperTask):
         }
 
     def metrics(self, outputs):
-        """Patch AUC and pixel Dice over the tiles whose masks are known; with every split present (the test
-        pass), the slide-level screening metrics too."""
+        """Patch AUC and pixel Dice over the tiles whose masks are known; in the test pass (every split
+        present), the slide-level screening metrics too."""
         known = outputs["known"] > 0.5
         labels, lesion = outputs["label"][known], outputs["lesion_map"][known] >= self.pipeline.lesion_threshold
         result = {"patch_dice": dice(outputs["truth_map"][known], lesion)}
         if 0 < labels.sum() < len(labels):
             result["patch_auc"] = auc(labels, outputs["probability"][known])
-        if set(np.unique(outputs["split"]).astype(int)) == set(range(len(SPLITS))):
-            result.update(self._screen(outputs))
+        if self._is_test_pass(outputs):
+            result.update(self._screen(self._evaluate(outputs)))
         return result
 
-    def _screen(self, outputs) -> dict[str, float]:
+    @staticmethod
+    def _is_test_pass(outputs) -> bool:
+        return set(np.unique(outputs["split"]).astype(int)) == set(range(len(SPLITS)))
+
+    def _evaluate(self, outputs) -> SlideEvaluation:
+        """Every slide's features, max-pooled score and stitched lesion map from its tiles' outputs; the slide
+        scores and their validation operating points; the lesion Dice of the annotated positive test slides."""
         slides = outputs["slide"].astype(int)
         side = int(round(np.sqrt(outputs["lesion_map"].shape[1])))
         threshold = self.pipeline.lesion_threshold
@@ -255,66 +318,127 @@ class GastricWSITask(PaperTask):
             features.append(slide_features(probabilities, lesion_fraction, self.pipeline.slide_net))
             max_scores.append(float(probabilities.max()) if len(probabilities) else 0.0)
             maps.append(stitch(self.slide_tiles[index].grid, tile_maps))
-        features = np.stack(features)
         labels = np.array([view.record.label for view in self.views])
         split = np.array([view.record.split for view in self.views])
-        train = split == "train"
-        net = train_slide_net(features[train], labels[train], self.pipeline.slide_net, self.seed)  # network 3
-        scores = {"mlp": slide_scores(net, features), "max": np.array(max_scores)}
-        result = {}
-        for name, prefix in (("mlp", ""), ("max", "max_pool_")):
-            result.update(self._slide_metrics(scores[name], labels, split, prefix))
-        result.update(self._lesion_dice(maps, labels, split, side))
-        decision_scores = scores[self.pipeline.aggregator]
-        decision = operating_point(labels[split == "val"], decision_scores[split == "val"],
-                                   self.pipeline.operating_rule, self.pipeline.min_sensitivity)  # fmt: skip
-        self.screened = [
-            {
-                "index": i,
-                "score": float(decision_scores[i]),
-                "positive": bool(decision_scores[i] >= decision),
-                "map": maps[i],
-            }  # fmt: skip
-            for i in np.flatnonzero(split == "test")
-        ]
-        return result
-
-    def _slide_metrics(self, scores: np.ndarray, labels: np.ndarray, split: np.ndarray, prefix: str):
-        """Test sensitivity and specificity at the validation operating point, and AUC: over all test slides,
-        per center, and for the centers seen in training against the held-out ones (a metric a group cannot
-        have, e.g. sensitivity without positive slides, is left out)."""
-        val, test = split == "val", split == "test"
-        threshold = operating_point(
-            labels[val], scores[val], self.pipeline.operating_rule, self.pipeline.min_sensitivity
-        )
+        scores = self._slide_scores(np.stack(features), np.array(max_scores), labels, split == "train")
+        val = split == "val"
+        rule, minimum = self.pipeline.operating_rule, self.pipeline.min_sensitivity
+        thresholds = {prefix: operating_point(labels[val], s[val], rule, minimum) for prefix, s in scores.items()}
         centers = np.array([view.record.center for view in self.views])
         seen = np.isin(centers, centers[split == "train"])
         groupings = (np.full(len(centers), ""), np.char.add(centers, "_"), np.where(seen, "seen_", "heldout_"))
+        network, tissue = self._lesion_dice(maps, labels, split, side)
+        return SlideEvaluation(scores, thresholds, labels, split, groupings, maps, network, tissue)
+
+    def _slide_scores(self, features: np.ndarray, max_scores: np.ndarray, labels: np.ndarray,
+                      train: np.ndarray) -> dict[str, np.ndarray]:  # fmt: skip
+        """Slide scores by metric prefix: network 3's (fitted on the training slides) and max-pooling's; on a
+        no-learning row, which trains nothing, its max-pooled patch scores alone."""
+        if self.no_learning:
+            return {"": max_scores}
+        net = train_slide_net(features[train], labels[train], self.pipeline.slide_net, self.seed)  # network 3
+        return {"": slide_scores(net, features), AGGREGATOR_PREFIXES["max"]: max_scores}
+
+    def _screen(self, evaluation: SlideEvaluation) -> dict[str, float]:
+        """The screening metrics; keeps the test slides' decisions for the overlays."""
+        result = {}
+        for prefix, scores in evaluation.scores.items():
+            result.update(self._slide_metrics(evaluation, scores, evaluation.thresholds[prefix], prefix))
+        for name in ("lesion_dice", "tissue_mask_lesion_dice"):
+            if getattr(evaluation, name):
+                result[name] = float(np.mean(list(getattr(evaluation, name).values())))
+        decision = "" if self.no_learning else AGGREGATOR_PREFIXES[self.pipeline.aggregator]
+        scores, threshold = evaluation.scores[decision], evaluation.thresholds[decision]
+        self.screened = [
+            {"index": i, "score": float(scores[i]), "positive": bool(scores[i] >= threshold), "map": evaluation.maps[i]}
+            for i in np.flatnonzero(evaluation.split == "test")
+        ]
+        return result
+
+    @staticmethod
+    def _slide_metrics(evaluation: SlideEvaluation, scores: np.ndarray, threshold: float, prefix: str):
+        """Test sensitivity and specificity at the validation operating point, and AUC: over all test slides,
+        per center, and for the centers seen in training against the held-out ones (a metric a group cannot
+        have, e.g. sensitivity without positive slides, is left out)."""
+        test, labels = evaluation.split == "test", evaluation.labels
         result = {f"{prefix}threshold": threshold}
-        for names in groupings:
+        for names in evaluation.groupings:
             for group, values in per_group(labels[test], scores[test], names[test], threshold).items():
                 result.update({f"{prefix}{group}{k}": v for k, v in values.items() if not np.isnan(v)})
         return result
 
     def _lesion_dice(self, maps: list[np.ndarray], labels: np.ndarray, split: np.ndarray, side: int):
-        """Mean Dice of the predicted lesion map and of the tissue-tile mask (the baseline) against the
-        annotated lesions, over the positive test slides with lesion annotations."""
-        network, tissue = [], []
+        """Per positive test slide with lesion annotations (by name), the Dice of the predicted lesion map and
+        of the tissue-tile mask (the baseline) against the annotated lesions."""
+        network, tissue = {}, {}
         for index, slide_map in enumerate(maps):
             view, grid = self.views[index], self.slide_tiles[index].grid
             if split[index] != "test" or labels[index] != 1 or not view.annotated("lesion"):
                 continue
             truth = rasterize(view.regions, {"lesion"}, slide_map.shape, grid.footprint / side)
             tiles = stitch(grid, np.ones((len(grid.cells), side, side), np.float32))
-            network.append(dice(truth, slide_map >= self.pipeline.lesion_threshold))
-            tissue.append(dice(truth, tiles > 0))
-        if not network:
-            return {}
-        return {"lesion_dice": float(np.mean(network)), "tissue_mask_lesion_dice": float(np.mean(tissue))}
+            network[view.record.path.stem] = dice(truth, slide_map >= self.pipeline.lesion_threshold)
+            tissue[view.record.path.stem] = dice(truth, tiles > 0)
+        return network, tissue
+
+    def test_units(self, outputs) -> UnitContributions | None:
+        """Per test slide (strata: its label), the contributions of the screening metrics of every group (AUC over
+        the group's slides; sensitivity and specificity as means over its positive and negative slides, at the
+        validation operating point) and of the per-slide means (lesion and tissue Dice). Patch AUC and patch Dice
+        pool the tiles of every split, so they have none."""
+        if not self._is_test_pass(outputs):
+            return None
+        evaluation = self._evaluate(outputs)
+        test = np.flatnonzero(evaluation.split == "test")
+        labels = evaluation.labels[test]
+        names = np.array([self.views[i].record.path.stem for i in test])
+        units = UnitContributions(unit="slide", ids=names, strata=labels)
+        groupings = [names_of_group[test] for names_of_group in evaluation.groupings]
+        for prefix, scores in evaluation.scores.items():
+            add_screening_units(units, prefix, scores[test], labels, evaluation.thresholds[prefix], groupings)
+        per_slide = {
+            "lesion_dice": evaluation.lesion_dice,
+            "tissue_mask_lesion_dice": evaluation.tissue_mask_lesion_dice,
+            **self._screened_tissue_dice(),
+        }
+        for name, values in per_slide.items():
+            if values:
+                units.add_mean(name, [values.get(n, 0.0) for n in names], [n in values for n in names])
+        return units
+
+    def no_learning_scorers(self) -> tuple[str, ...]:
+        return SCORERS
+
+    def score_without_learning(self, name: str, split: TileSource) -> dict[str, np.ndarray]:
+        """Scorer `name`'s patch scores and lesion maps (no_learning.py) for every tile of `split`, beside the
+        tiles' ground truth and bookkeeping as `predict` gives them."""
+        require_choice(name, SCORERS, "scorer")
+        side = self.pipeline.tiling.size // MASK_STRIDE
+        probability = np.zeros(len(split), np.float32)
+        lesion = np.zeros((len(split), side, side), np.float32)
+        truth = np.zeros_like(lesion)
+        for index, view in enumerate(self.views):
+            rows = np.flatnonzero(split.slide == index)
+            truth[rows] = lesion_targets(torch.from_numpy(split.masks[rows]), side).numpy()
+            if name == ORACLE:
+                probability[rows], lesion[rows] = oracle_tiles(view.record.label, split.labels[rows], truth[rows])
+                continue
+            grid = self.slide_tiles[index].grid
+            scorer = TRIVIAL_SCORERS[name]
+            probability[rows], lesion[rows] = scorer(view.thumbnail, view.downsample, grid, side, self.pipeline.otsu)
+        bookkeeping = {key: getattr(split, key).astype(np.float32) for key in ("slide", "split", "known")}
+        return {
+            "probability": probability,
+            "lesion_map": lesion.reshape(len(split), -1),
+            "truth_map": truth.reshape(len(split), -1),
+            "label": split.labels.astype(np.float32),
+            **bookkeeping,
+        }
 
     def record_metrics(self, test_metrics):
         counts = {"slides_screened": float(len(self.views)), "slides_skipped": float(len(self.skipped))}
-        return {**test_metrics, **self.extra_metrics, **counts}
+        tissue = {name: float(np.mean(list(dices.values()))) for name, dices in self._screened_tissue_dice().items()}
+        return {**test_metrics, **tissue, **counts}
 
     def write_outputs(self, model, run_dir: Path) -> dict[str, Path]:
         """Per test slide: heatmap, overlay and lesion-mask PNGs in <run>/screening, and screening.csv."""
