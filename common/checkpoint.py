@@ -36,3 +36,15 @@ def load_checkpoint(path: Path) -> dict:
             f"Checkpoint {path} cannot be read ({type(error).__name__}: {error}). "
             "Delete it to start over, or point hydra.run.dir at a run with an intact checkpoint."
         ) from None
+
+
+def trained_weights(directory: Path) -> dict:
+    """The final model weights a finished training wrote in `directory` (a run's or a stage's): those of
+    checkpoints/best.pt when early stopping kept one, else checkpoints/last.pt."""
+    checkpoints = Path(directory) / "checkpoints"
+    for name in ("best.pt", "last.pt"):
+        if (checkpoints / name).is_file():
+            return load_checkpoint(checkpoints / name)["model"]
+    raise DatasetError(
+        f"{checkpoints} holds no best.pt or last.pt: {directory} is not the directory of a finished training."
+    )

@@ -1,4 +1,4 @@
-"""Runs one job of `python run.py`: mode=train, mode=table or mode=bench."""
+"""Runs one job of `python run.py`: mode=train, table, bench, config or predict."""
 
 from __future__ import annotations
 
@@ -9,22 +9,25 @@ from pathlib import Path
 
 import yaml
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from common.bench import format_figures, write_figures
 from common.config import bounded, require_choice, typed_config
 from common.distributed import init_distributed, shutdown_distributed
+from common.errors import ConfigError
 from common.logging import build_logger
 from common.plots import plot_training_curves
 from common.reported import comparison_table
 from common.results import build_record, write_record
 from common.seeding import seed_everything
+from common.stages import StageRecord, run_stages
 from common.tables import render_paper_tables
 from common.trainer import Trainer, TrainerConfig, score_outputs
 from common.units import UNITS_FILE, save_units
 from papers import paper_package_dir, paper_task, render_results, reported_path
 
-MODES = ("train", "table", "bench", "config")
+MODES = ("train", "table", "bench", "config", "predict")
+PREDICTIONS_FILE = "predictions.json"
 
 
 @dataclass
@@ -35,6 +38,7 @@ class RunSettings:
     data_seed: int = bounded(0, minimum=0)
     resume: bool = False
     scorer: str | None = None
+    from_run: str | None = None
 
 
 def run(cfg: DictConfig) -> dict | None:
@@ -45,6 +49,9 @@ def run(cfg: DictConfig) -> dict | None:
     if mode == "table":
         return render_table(paper, bool(cfg.mode.get("write", False)))
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    trained_run = None
+    if mode == "predict":
+        trained_run, cfg = trained_config(cfg)
     settings = typed_config(TrainerConfig, cfg.trainer, "trainer")
     context = init_distributed(settings.device)
     try:
@@ -54,11 +61,67 @@ def run(cfg: DictConfig) -> dict | None:
             return print(yaml.safe_dump(typed_settings(task, settings), sort_keys=False))
         if mode == "bench":
             return run_bench(task, run_dir)
+        if mode == "predict":
+            return predict(cfg, task, settings, trained_run, run_dir)
         if cfg.get("scorer"):
             return score_without_learning(cfg, task, settings, run_dir)
         return train(cfg, task, settings, run_dir)
     finally:
         shutdown_distributed()
+
+
+def trained_config(cfg: DictConfig) -> tuple[Path, DictConfig]:
+    """mode=predict: the finished run `from_run` and its config, with this command's data, seeds and device."""
+    if not cfg.get("from_run"):
+        raise ConfigError("mode=predict needs from_run=<the directory of a finished run (holding results.json)>.")
+    trained = Path(str(cfg.from_run)).expanduser()
+    record_path = trained / "results.json"
+    if not record_path.is_file():
+        raise ConfigError(
+            f"from_run={trained} holds no finished run: {record_path} does not exist. Give the directory of a run "
+            "that finished (it writes results.json last)."
+        )
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        trained_cfg = OmegaConf.create(record["config"])
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{record_path} is not a readable run record ({exc}).") from None
+    if record.get("paper") != str(cfg.paper):
+        raise ConfigError(
+            f"from_run={trained} is a run of paper {record.get('paper')!r}, not of paper={cfg.paper}; predict with "
+            f"paper={record.get('paper')} or give a run of {cfg.paper}."
+        )
+    this_run = {
+        "data": OmegaConf.to_container(cfg.data, resolve=True),
+        "seed": int(cfg.seed),
+        "data_seed": int(cfg.data_seed),
+        "mode": OmegaConf.to_container(cfg.mode, resolve=True),
+        "from_run": str(trained),
+        "resume": False,
+        "trainer": {name: cfg.trainer[name] for name in ("device", "eval_batch_size", "progress_bar")},
+    }
+    trained_cfg.data = None  # the new data replaces the trained run's, key by key
+    return trained, OmegaConf.merge(trained_cfg, this_run)
+
+
+def predict(cfg: DictConfig, task, settings: TrainerConfig, trained_run: Path, run_dir: Path) -> dict | None:
+    """Apply a finished run to this run's data; predictions (and metrics where labels exist) in `run_dir`."""
+    started = time.perf_counter()
+    if task.context.is_main:
+        task.prepare_data()
+    task.context.barrier()
+    metrics = task.predict_new_data(trained_run, run_dir)
+    if not task.context.is_main:
+        return None
+    elapsed = time.perf_counter() - started
+    device = str(task.context.device)
+    record = build_record(cfg, task.model_name, task.dataset_name, metrics, elapsed, device, task.data_seed)
+    record["from_run"] = str(trained_run)
+    (run_dir / PREDICTIONS_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    shown = "\n".join(f"  {name:<24} {value:.4f}" for name, value in metrics.items())
+    shown = shown or "  (no labels: predictions only)"
+    print(f"predictions of {trained_run} on {task.dataset_name} in {run_dir}\n{shown}")
+    return record
 
 
 def typed_settings(task, settings: TrainerConfig) -> dict:
@@ -112,12 +175,15 @@ def finish_record(
     outputs: dict,
     started: float,
     run_dir: Path,
+    stages: list[StageRecord] = (),
 ) -> dict:
     """Write the run record, and beside it the test metrics' per-unit contributions when the task gives them."""
     elapsed = time.perf_counter() - started
     device = str(task.context.device)
     record = build_record(cfg, model, task.dataset_name, metrics, elapsed, device, task.data_seed)
     record["typed_config"] = typed_settings(task, settings)
+    if stages:
+        record["stages"] = [stage.as_dict() for stage in stages]
     units = task.test_units(outputs)
     if units is not None:
         save_units(units, run_dir / UNITS_FILE)
@@ -131,17 +197,22 @@ def train(cfg: DictConfig, task, settings: TrainerConfig, run_dir: Path) -> dict
     if context.is_main:
         task.prepare_data()
     context.barrier()
-    train_split, valid_split, test_split = task.load_data()
     group = f"{cfg.paper}/{cfg.experiment}"
     tags = [str(cfg.paper), str(cfg.experiment), task.model_name, task.dataset_name]
     logger = build_logger(cfg, run_dir, context.is_main, group, tags)
     try:
-        trainer = Trainer(task, settings, int(cfg.seed), run_dir, logger, resume=bool(cfg.resume))
-        result = trainer.fit(train_split, valid_split, test_split)
+        stages = task.stages()
+        if stages is None:
+            trainer = Trainer(task, settings, int(cfg.seed), run_dir, logger, resume=bool(cfg.resume))
+            result, stage_records = trainer.fit(*task.load_data()), []
+        else:
+            stage_records, result = run_stages(stages, run_dir, logger, bool(cfg.resume), int(cfg.seed), settings)
         if not context.is_main:
             return None
         metrics = task.record_metrics(result.metrics)
-        record = finish_record(cfg, task, settings, task.model_name, metrics, result.test_outputs, started, run_dir)
+        record = finish_record(
+            cfg, task, settings, task.model_name, metrics, result.test_outputs, started, run_dir, stage_records
+        )
         curves = plot_training_curves(result.history, run_dir / "training_curves.png")
         images = {"training_curves": curves} if curves else {}
         images.update(task.write_outputs(result.model, run_dir))

@@ -103,6 +103,17 @@ class PaperTask(ABC):
         that the reproduced tables can bootstrap over the paper's test unit; None: seed-only intervals."""
         return None
 
+    def stages(self) -> list | None:
+        """The ordered stages of a multi-stage run (common/stages.py), the last of which trains the run's model;
+        None: one stage, the runner trains `build_model` on `load_data`'s splits in the run directory itself."""
+        return None
+
+    def predict_new_data(self, trained_run: Path, output_dir: Path) -> dict[str, float]:
+        """mode=predict: apply the model(s) of the finished run `trained_run` (whose typed config this task was
+        built with, its data config replaced by this run's) to this task's data, write the predictions into
+        `output_dir` in the data's own format, and return metrics where the data has labels ({} otherwise)."""
+        raise ConfigError(f"mode=predict is not available for {type(self).__name__} yet.")
+
     def no_learning_scorers(self) -> tuple[str, ...]:
         """Names of the scorers that score the test split without training (`oracle`, `trivial_<name>`)."""
         return ()
