@@ -33,6 +33,7 @@ class MultiDomainData:
     domain: np.ndarray  # [samples] index into domain_names
     user: np.ndarray  # [samples], for GAUC
     date: np.ndarray  # [samples] YYYYMMDD
+    log_ids: dict[str, np.ndarray]  # [samples] each: the log's own user_id, video_id and tab
     domain_names: list[str]  # "tab<value>"
     task_names: list[str]
 
@@ -117,6 +118,7 @@ def build_multidomain_data(
         domain=domain[rows],
         user=index.user[rows],
         date=logs["date"].to_numpy()[rows],
+        log_ids={column: logs[column].to_numpy()[rows] for column in ("user_id", "video_id", "tab")},
         domain_names=[f"tab{tab}" for tab in sorted(domains)],
         task_names=list(tasks),
     )
@@ -126,6 +128,7 @@ class MultiDomainSplit:
     """The samples of one split; `batch` gathers whole batches at once."""
 
     def __init__(self, data: MultiDomainData, rows: np.ndarray):
+        self.rows = rows  # into `data`'s samples
         self.features = torch.from_numpy(data.features[rows])
         self.labels = torch.from_numpy(data.labels[rows])
         self.domain = torch.from_numpy(data.domain[rows].astype(np.int64))

@@ -16,8 +16,17 @@ from common.data.kuairand import KuaiRandSourceConfig, kuairand_folder, read_kua
 from common.errors import DatasetError
 from common.metrics.multitask import domain_task_metrics
 from common.task import PaperTask, embedding_and_dense_groups
+from common.units import UnitContributions
 from papers.pepnet.data import MultiDomainData, MultiDomainSplit, build_multidomain_data
+from papers.pepnet.gauc_units import domain_task_gauc_units
 from papers.pepnet.model import MODELS, PEPNetModelConfig, build_model, multitask_loss
+from papers.pepnet.no_learning import (
+    ORACLE,
+    TRIVIAL_KEYS,
+    NoLearningConfig,
+    oracle_probabilities,
+    rate_lookup,
+)
 from papers.pepnet.synthetic import SyntheticMultiDomainConfig, ensure_dataset, sample_period_start
 
 DATASETS = ("synthetic_multidomain", "kuairand")
@@ -41,6 +50,7 @@ class PEPNetTask(PaperTask):
         require_choice(self.model_config.name, MODELS, "model.name")
         require_choice(self.data_config.name, DATASETS, "data.name")
         self.data: MultiDomainData | None = None
+        self.train_rows: np.ndarray | None = None
 
     def _folder(self) -> tuple[Path, str]:
         config = self.data_config
@@ -64,6 +74,7 @@ class PEPNetTask(PaperTask):
             start = sample_period_start(config.generator) if config.name == "synthetic_multidomain" else 20220422
         self.data = build_multidomain_data(tables, start, config.tasks, config.domains, config.user_feature_columns)
         rows = split_by_day(self.data.date, config.valid_days, config.test_days)
+        self.train_rows = rows["train"]
         return tuple(MultiDomainSplit(self.data, rows[name]) for name in SPLITS)
 
     def build_model(self) -> nn.Module:
@@ -93,6 +104,42 @@ class PEPNetTask(PaperTask):
             data.domain_names,
             data.task_names,
         )
+
+    def test_units(self, outputs: dict[str, np.ndarray]) -> UnitContributions:
+        """Per-user contributions of every GAUC cell and of the GAUC means (AUC ranks samples across users and
+        does not decompose by user)."""
+        return domain_task_gauc_units(
+            outputs["labels"],
+            outputs["probability"],
+            outputs["user"],
+            outputs["domain"].astype(np.int64),
+            self.data.domain_names,
+            self.data.task_names,
+        )
+
+    def no_learning_scorers(self) -> tuple[str, ...]:
+        generated = self.data_config.name == "synthetic_multidomain" and not self.data_config.root
+        return ((ORACLE,) if generated else ()) + tuple(TRIVIAL_KEYS)
+
+    def score_without_learning(self, name: str, split: MultiDomainSplit) -> dict[str, np.ndarray]:
+        """The outputs `predict` gives, with the scorer's probabilities (papers/pepnet/no_learning.py)."""
+        return {
+            "probability": self._no_learning_probabilities(name, split).astype(np.float32),
+            "labels": split.labels.numpy(),
+            "user": split.user.numpy(),
+            "domain": split.domain.numpy(),
+        }
+
+    def _no_learning_probabilities(self, name: str, split: MultiDomainSplit) -> np.ndarray:
+        data = self.data
+        require_choice(name, self.no_learning_scorers(), "scorer")
+        if name == ORACLE:
+            ids = {column: values[split.rows] for column, values in data.log_ids.items()}
+            return oracle_probabilities(self.data_config.generator, ids["user_id"], ids["video_id"], ids["tab"])
+        key = data.columns([TRIVIAL_KEYS[name]])[0]
+        smoothing = typed_config(NoLearningConfig, self.cfg.get("no_learning"), "no_learning").smoothing
+        train = self.train_rows
+        return rate_lookup(data.features[train, key], data.labels[train], data.features[split.rows, key], smoothing)
 
     def bench(self):
         from papers.pepnet.bench import PEPNetBenchConfig, run_benchmarks
