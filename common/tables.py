@@ -202,7 +202,7 @@ def render_markdown(
             summary = summaries.get(row.experiment)
             paper = " · ".join(f"{name} {_number(value)}" for name, value in row.metrics.items()) or "—"
             datasets = ", ".join(summary.datasets) if summary else "—"
-            ours = _ours(list(row.metrics) or list(row.ours), summary)
+            ours = _ours(list(row.ours) or list(row.metrics), summary)
             name = f"{row.row} (`{row.experiment}`)"
             lines.append(_line([name, row.dataset, paper, ours, _runs(summary), datasets, links(row.experiment)]))
     for grid in reported.grids:
