@@ -1,7 +1,8 @@
 """Reference records: read the committed run records of a paper, and commit finished runs as records with
 `python -m common.records <run dir>... --into papers/<pkg>/results`.
 
-Each run's results.json is copied to `<experiment>_seed<seed>[_data<data_seed>].json`, and its units.npz (the
+Each run's results.json is copied to `[<paper>_]<experiment>_seed<seed>[_data<data_seed>].json` (the paper's key
+when it is not the package's namesake), and its units.npz (the
 test metrics' per-unit contributions, when the task writes them) beside it as `<same stem>.units.npz`.
 """
 
@@ -133,9 +134,13 @@ def _valid_metrics(metrics: object) -> bool:
     return isinstance(metrics, dict) and all(is_number(value) for value in metrics.values())
 
 
-def record_stem(record: dict) -> str:
+def record_stem(record: dict, package: str) -> str:
+    """`<experiment>_seed<S>[_data<D>]`, prefixed with the paper's key when it is not the package's namesake
+    (TWIN-V2's records live in papers/twin/results/ beside TWIN's)."""
     stem = f"{record['experiment']}_seed{record['seed']}"
-    return stem if record.get("data_seed") is None else f"{stem}_data{record['data_seed']}"
+    if record.get("data_seed") is not None:
+        stem += f"_data{record['data_seed']}"
+    return stem if record["paper"] == package else f"{record['paper']}_{stem}"
 
 
 def collect(run_dir: Path, into: Path) -> Path:
@@ -145,7 +150,7 @@ def collect(run_dir: Path, into: Path) -> Path:
         raise FileNotFoundError(f"{run_dir} holds no results.json: it is not a finished run directory")
     record = json.loads(source.read_text(encoding="utf-8"))
     into.mkdir(parents=True, exist_ok=True)
-    target = into / f"{record_stem(record)}.json"
+    target = into / f"{record_stem(record, Path(into).resolve().parent.name)}.json"
     shutil.copyfile(source, target)
     units = Path(run_dir) / UNITS_FILE
     if units.is_file():
