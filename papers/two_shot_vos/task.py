@@ -6,6 +6,7 @@
   with 0.99 in-batch relabeling); phase 1 and the bank run first, phase 2 is the run's training;
 - phase1: phase 1 alone; naive: triplets of the two labeled frames only; full: every frame labeled.
 Evaluation propagates the first frame's masks through each validation video (J, F, J&F per object).
+`scorer=oracle|trivial_copy_first_frame` scores the validation videos without training (no_learning.py).
 """
 
 from __future__ import annotations
@@ -20,13 +21,16 @@ from torch import nn
 from common.config import require_choice, typed_config
 from common.errors import ConfigError
 from common.logging import NullLogger
-from common.metrics.segmentation import j_and_f, jaccard, video_object_scores
+from common.metrics.segmentation import j_and_f, jaccard
 from common.task import PaperTask
 from common.trainer import Trainer, TrainerConfig
+from common.units import UnitContributions
 from papers.two_shot_vos.data import Video, read_davis, read_index_mask, read_labeled_frames, read_youtube_vos
 from papers.two_shot_vos.inference import InferenceConfig, build_bank, segment_video
+from papers.two_shot_vos.no_learning import SCORERS, no_learning_segmenter
 from papers.two_shot_vos.outputs import export_youtube_submission, write_overlays
 from papers.two_shot_vos.sampling import SamplingConfig, TripletSource, VideoSource
+from papers.two_shot_vos.scoring import score_batch, video_units
 from papers.two_shot_vos.stcn import STCN, STCNConfig
 from papers.two_shot_vos.synthetic import SyntheticVOSConfig, ensure_dataset
 from papers.two_shot_vos.training import (
@@ -114,7 +118,7 @@ class TwoShotVOSTask(PaperTask):
         labeled = None if self.recipe.mode == "full" else self.two_shot_split()
         train_videos = self._read(self.data_config.train_split, labeled)
         self.val_videos = self._read(self.data_config.val_split, None)
-        if self.recipe.mode == "two_shot":
+        if self.recipe.mode == "two_shot" and not self.cfg.get("scorer"):  # a no-learning row trains nothing
             train_videos = self.run_phase1_and_bank(train_videos)
         return self.triplets(train_videos, self.mode), VideoSource(self.val_videos), VideoSource(self.val_videos)
 
@@ -212,23 +216,9 @@ class TwoShotVOSTask(PaperTask):
 
     def predict(self, model, batch):
         core = model.module if hasattr(model, "module") else model
-        j_scores, f_scores = [], []
-        for row, length in enumerate(batch["lengths"].tolist()):
-            truth = batch["masks"][row, :length].cpu().numpy()
-            if (truth[1:] >= 0).sum() == 0:  # no ground truth beyond the first frame (YouTube-VOS valid)
-                continue
-            predicted = segment_video(core.student, batch["frames"][row, :length], truth[0], self.inference)
-            objects = sorted(set(np.unique(truth[0]).tolist()) - {0, 255})
-            scored = [t for t in range(length) if (truth[t] >= 0).all()]
-            j, f = video_object_scores(truth[scored], predicted[scored], objects)
-            j_scores.append(j)
-            f_scores.append(f)
-        scores = {"jaccard": j_scores, "boundary_f": f_scores}
-        device = batch["frames"].device
-        return {
-            name: torch.as_tensor(np.concatenate(parts) if parts else np.zeros(0), device=device)
-            for name, parts in scores.items()
-        }
+        return score_batch(
+            batch, lambda index, frames, first: segment_video(core.student, frames, first, self.inference)
+        )
 
     def metrics(self, outputs):
         """J, F and J&F over every object of every video; none where the split has no ground truth beyond the
@@ -237,6 +227,19 @@ class TwoShotVOSTask(PaperTask):
         if not len(outputs["jaccard"]):
             return objects
         return {**j_and_f(outputs["jaccard"], outputs["boundary_f"]), **objects}
+
+    def test_units(self, outputs) -> UnitContributions | None:
+        """Per-video contributions of J, F and J&F (the video is the protocol's test unit)."""
+        return video_units(outputs, [video.name for video in self.val_videos])
+
+    def no_learning_scorers(self) -> tuple[str, ...]:
+        return SCORERS
+
+    def score_without_learning(self, name: str, split: VideoSource) -> dict[str, np.ndarray]:
+        """Scorer `name` on every video of `split`, one video a batch, as the trainer gathers `predict`."""
+        segment = no_learning_segmenter(name, split.videos)
+        pieces = [score_batch(split.batch(np.array([index])), segment) for index in range(len(split))]
+        return {key: np.concatenate([piece[key].float().numpy() for piece in pieces]) for key in pieces[0]}
 
     def write_outputs(self, model, run_dir: Path) -> dict[str, Path]:
         """Overlay strips of the first validation videos; for YouTube-VOS, the submission zip as well."""
