@@ -15,16 +15,17 @@ from common.bench import (
     throughput_figure,
     training_samples_per_second,
 )
+from common.config import bounded
 from papers.pepnet.model import build_model
 
 
 @dataclass
 class PEPNetBenchConfig:
-    train_steps: int = 30
-    batch_size: int = 1024
-    latency_batch: int = 512  # candidates scored per request
-    repeats: int = 50
-    threads: int = 1  # inference latency is measured on this many cores
+    train_steps: int = bounded(30, minimum=1)
+    batch_size: int = bounded(1024, minimum=1)
+    latency_batch: int = bounded(512, minimum=1)  # candidates scored per request
+    repeats: int = bounded(50, minimum=1)
+    threads: int = bounded(1, minimum=1)  # inference latency is measured on this many cores
 
 
 def _models(task):

@@ -2,34 +2,44 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional
 
+from common.config import bounded
+from common.errors import ConfigError
 from papers.pepnet.baselines import PLE, STAR, MMoE, SharedBottom, SingleTaskDNNs
 from papers.pepnet.data import DOMAIN_FEATURES, PRIOR_FEATURES, MultiDomainData
 from papers.pepnet.pepnet import PEPNet
 
 MODELS = ("pepnet", "epnet", "ppnet", "dnn", "shared_bottom", "mmoe", "ple", "star")
+LAYER_LISTS = ("bottom_dims", "expert_dims", "star_dims")  # the layers whose last width the towers read
 
 
 @dataclass
 class PEPNetModelConfig:
-    name: str = "pepnet"  # one of MODELS; epnet / ppnet: PEPNet with only that half (ablations)
-    embedding_dim: int = 16  # the paper's width could not be read; our choice
-    tower_dims: list[int] = field(default_factory=lambda: [128, 64])  # every model's task towers
-    gamma: float = 2.0  # Gate NU's scale: delta in (0, gamma); the paper tried 1, 2, 3 and kept 2
+    name: str = bounded("pepnet", choices=MODELS)  # epnet / ppnet: PEPNet with only that half (ablations)
+    embedding_dim: int = bounded(16, minimum=1)  # the paper's width could not be read; our choice
+    tower_dims: list[int] = bounded(default_factory=lambda: [128, 64], minimum=1)  # every model's task towers
+    # Gate NU's scale: delta in (0, gamma), so gamma > 0 (at or below 0 no gate passes anything, or flips the
+    # sign of what it scales); the paper tried 1, 2, 3 and kept 2
+    gamma: float = bounded(2.0, above=0.0)
     stop_gradient: bool = True  # on E in EPNet's gate input and on O_ep in PPNet's
-    gate_hidden_dim: int = 128  # width of x' in Gate NU (not given in what we could read)
-    bottom_dims: list[int] = field(default_factory=lambda: [256])  # SharedBottom
-    expert_dims: list[int] = field(default_factory=lambda: [256])  # MMoE and PLE experts
-    experts: int = 4  # MMoE
-    shared_experts: int = 2  # PLE
-    task_experts: int = 1  # PLE, per task
-    ple_levels: int = 2
-    star_dims: list[int] = field(default_factory=lambda: [256])  # STAR's star-topology layers
+    gate_hidden_dim: int = bounded(128, minimum=1)  # width of x' in Gate NU (not given in what we could read)
+    bottom_dims: list[int] = bounded(default_factory=lambda: [256], minimum=1)  # SharedBottom
+    expert_dims: list[int] = bounded(default_factory=lambda: [256], minimum=1)  # MMoE and PLE experts
+    experts: int = bounded(4, minimum=1)  # MMoE
+    shared_experts: int = bounded(2, minimum=1)  # PLE
+    task_experts: int = bounded(1, minimum=1)  # PLE, per task
+    ple_levels: int = bounded(2, minimum=1)
+    star_dims: list[int] = bounded(default_factory=lambda: [256], minimum=1)  # STAR's star-topology layers
+
+    def __post_init__(self) -> None:
+        empty = [name for name in LAYER_LISTS if not getattr(self, name)]
+        if empty:
+            raise ConfigError(f"Bad config value model.{empty[0]}=[]: it must hold at least one layer width.")
 
 
 def build_model(config: PEPNetModelConfig, data: MultiDomainData) -> nn.Module:

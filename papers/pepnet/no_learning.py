@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from common.config import bounded
 from papers.pepnet.synthetic import SyntheticMultiDomainConfig, make_world, task_logits
 
 ORACLE = "oracle"
@@ -24,7 +25,9 @@ TRIVIAL_KEYS = {"trivial_item_popularity": "item", "trivial_user_prior": "user"}
 
 @dataclass
 class NoLearningConfig:
-    smoothing: float  # pseudo-impressions at the task's training rate (configs/paper/pepnet.yaml)
+    # pseudo-impressions at the task's training rate (configs/paper/pepnet.yaml); > 0, so that a key never seen
+    # in training scores the task's rate instead of 0 / 0
+    smoothing: float = bounded(above=0.0)
 
 
 def smoothed_positive_rates(keys: np.ndarray, labels: np.ndarray, num_keys: int, smoothing: float) -> np.ndarray:

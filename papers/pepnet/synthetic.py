@@ -12,7 +12,7 @@ Deterministic given the seed; cached on disk by its parameters.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
@@ -20,7 +20,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from common.config import bounded
 from common.data.generated import ensure_generated
+from common.data.kuairand import TASK_COLUMNS
 from common.data.kuairand_writer import (
     ACTIVE_DEGREES,
     log_frame,
@@ -28,6 +30,7 @@ from common.data.kuairand_writer import (
     video_feature_frame,
     write_log_files,
 )
+from common.errors import ConfigError
 
 VERSION_TAG = "synthetic"
 START = datetime(2022, 4, 8, tzinfo=timezone(timedelta(hours=8)))
@@ -36,27 +39,37 @@ SIGNALS = 3  # engagement = domain-weighted sum of: user-item affinity, user-aut
 
 @dataclass
 class SyntheticMultiDomainConfig:
-    num_users: int = 2000
-    num_items: int = 4000
-    num_authors: int = 400
-    num_tags: int = 30
-    latent_dim: int = 8
-    domains: list[int] = field(default_factory=lambda: [0, 1, 2, 3])  # tab values
-    domain_shares: list[float] = field(default_factory=lambda: [0.62, 0.25, 0.09, 0.04])
-    domain_share_concentration: float = 10.0  # users' own domain mix: Dirichlet(concentration * shares)
-    domain_interest_shift: float = 0.6  # 0: a pair's affinity is the same in every domain; 1: unrelated
-    domain_task_offset_std: float = 0.5  # per domain and task, on the logit
-    tasks: list[str] = field(default_factory=lambda: ["is_click", "long_view", "is_like", "is_follow", "is_forward"])
-    positive_rates: list[float] = field(default_factory=lambda: [0.15, 0.08, 0.03, 0.008, 0.005])
-    engagement_coupling: list[float] = field(default_factory=lambda: [1.0, 1.2, 1.0, 0.8, 0.8])
-    user_slope_std: float = 0.7  # log-normal per user and task: the personal sensitivity to engagement
-    user_offset_std: float = 0.6  # per user and task
-    item_offset_std: float = 0.6  # per item and task
-    popularity_std: float = 1.0  # item exposure: exp(popularity) within each domain
-    history_days: int = 14  # logs before the sample period: the source of the domain statistics
-    sample_days: int = 7
-    impressions_per_day: float = 25.0  # a user's mean; activity varies log-normally
-    seed: int = 0
+    num_users: int = bounded(2000, minimum=1)
+    num_items: int = bounded(4000, minimum=1)
+    num_authors: int = bounded(400, minimum=1)
+    num_tags: int = bounded(30, minimum=1)
+    latent_dim: int = bounded(8, minimum=1)
+    domains: list[int] = bounded(default_factory=lambda: [0, 1, 2, 3], minimum=0)  # tab values
+    domain_shares: list[float] = bounded(
+        default_factory=lambda: [0.62, 0.25, 0.09, 0.04], above=0.0, maximum=1.0, same_length_as="domains"
+    )
+    # users' own domain mix: Dirichlet(concentration * shares)
+    domain_share_concentration: float = bounded(10.0, above=0.0)
+    # 0: a pair's affinity is the same in every domain; 1: unrelated
+    domain_interest_shift: float = bounded(0.6, minimum=0.0, maximum=1.0)
+    domain_task_offset_std: float = bounded(0.5, minimum=0.0)  # per domain and task, on the logit
+    tasks: list[str] = bounded(
+        default_factory=lambda: ["is_click", "long_view", "is_like", "is_follow", "is_forward"], choices=TASK_COLUMNS
+    )
+    positive_rates: list[float] = bounded(
+        default_factory=lambda: [0.15, 0.08, 0.03, 0.008, 0.005], above=0.0, below=1.0, same_length_as="tasks"
+    )
+    engagement_coupling: list[float] = bounded(
+        default_factory=lambda: [1.0, 1.2, 1.0, 0.8, 0.8], same_length_as="tasks"
+    )  # c_t: how the task's logit follows engagement (a negative c_t: against it)
+    user_slope_std: float = bounded(0.7, minimum=0.0)  # log-normal per user and task: the personal sensitivity
+    user_offset_std: float = bounded(0.6, minimum=0.0)  # per user and task
+    item_offset_std: float = bounded(0.6, minimum=0.0)  # per item and task
+    popularity_std: float = bounded(1.0, minimum=0.0)  # item exposure: exp(popularity) within each domain
+    history_days: int = bounded(14, minimum=1)  # logs before the sample period: the source of the domain statistics
+    sample_days: int = bounded(7, minimum=1)
+    impressions_per_day: float = bounded(25.0, above=0.0)  # a user's mean; activity varies log-normally
+    seed: int = bounded(0, minimum=0)
 
 
 @dataclass
@@ -83,16 +96,8 @@ class World:
 
 
 def _check(config: SyntheticMultiDomainConfig) -> None:
-    if len(config.domain_shares) != len(config.domains) or not np.isclose(sum(config.domain_shares), 1.0):
-        raise ValueError(
-            f"data.generator.domain_shares={config.domain_shares} must give one share per domain "
-            f"({config.domains}) and sum to 1."
-        )
-    if not len(config.tasks) == len(config.positive_rates) == len(config.engagement_coupling):
-        raise ValueError(
-            f"data.generator.tasks={config.tasks}, positive_rates={config.positive_rates} and "
-            f"engagement_coupling={config.engagement_coupling} must have one entry per task."
-        )
+    if not np.isclose(sum(config.domain_shares), 1.0):
+        raise ConfigError(f"Bad config value data.generator.domain_shares={config.domain_shares}: they must sum to 1.")
 
 
 def make_world(config: SyntheticMultiDomainConfig, rng: np.random.Generator) -> World:

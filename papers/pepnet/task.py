@@ -11,15 +11,23 @@ import numpy as np
 import torch
 from torch import nn
 
-from common.config import require_choice, typed_config
-from common.data.kuairand import KuaiRandSourceConfig, kuairand_folder, read_kuairand, split_by_day
-from common.errors import DatasetError
+from common.checkpoint import trained_weights
+from common.config import bounded, require_choice, typed_config
+from common.data.kuairand import (
+    TASK_COLUMNS,
+    KuaiRandSourceConfig,
+    KuaiRandTables,
+    kuairand_folder,
+    read_kuairand,
+    split_by_day,
+)
+from common.errors import ConfigError, DatasetError
 from common.metrics.multitask import domain_task_metrics
 from common.task import PaperTask, embedding_and_dense_groups
 from common.units import UnitContributions
 from papers.pepnet.data import MultiDomainData, MultiDomainSplit, build_multidomain_data
 from papers.pepnet.gauc_units import domain_task_gauc_units
-from papers.pepnet.model import MODELS, PEPNetModelConfig, build_model, multitask_loss
+from papers.pepnet.model import PEPNetModelConfig, build_model, multitask_loss
 from papers.pepnet.no_learning import (
     ORACLE,
     TRIVIAL_KEYS,
@@ -27,7 +35,9 @@ from papers.pepnet.no_learning import (
     oracle_probabilities,
     rate_lookup,
 )
+from papers.pepnet.predict import PREDICTIONS_CSV, predict_split, unknown_note, write_predictions
 from papers.pepnet.synthetic import SyntheticMultiDomainConfig, ensure_dataset, sample_period_start
+from papers.pepnet.vocabulary import VOCABULARY_FILE, Vocabulary, load_vocabulary, translate, vocabulary_of
 
 DATASETS = ("synthetic_multidomain", "kuairand")
 SPLITS = ("train", "valid", "test")
@@ -35,10 +45,14 @@ SPLITS = ("train", "valid", "test")
 
 @dataclass
 class MultiDomainDataConfig(KuaiRandSourceConfig):
-    name: str = "synthetic_multidomain"
+    name: str = bounded("synthetic_multidomain", choices=DATASETS)
+    valid_days: int = bounded(1, minimum=1)
+    test_days: int = bounded(2, minimum=1)
     data_card: str = "data_cards/synthetic_multidomain.md"
-    tasks: list[str] = field(default_factory=lambda: ["is_click", "long_view", "is_like", "is_follow", "is_forward"])
-    domains: list[int] | None = None  # tab values; null: every tab of the sample period
+    tasks: list[str] = bounded(
+        default_factory=lambda: ["is_click", "long_view", "is_like", "is_follow", "is_forward"], choices=TASK_COLUMNS
+    )
+    domains: list[int] | None = bounded(None, minimum=0)  # tab values; null: every tab of the sample period
     generator: SyntheticMultiDomainConfig = field(default_factory=SyntheticMultiDomainConfig)
 
 
@@ -47,10 +61,9 @@ class PEPNetTask(PaperTask):
         super().__init__(cfg, context, run_dir)
         self.model_config = typed_config(PEPNetModelConfig, cfg.model, "model")
         self.data_config = typed_config(MultiDomainDataConfig, cfg.data, "data")
-        require_choice(self.model_config.name, MODELS, "model.name")
-        require_choice(self.data_config.name, DATASETS, "data.name")
         self.data: MultiDomainData | None = None
         self.train_rows: np.ndarray | None = None
+        self.vocabulary: Vocabulary | None = None
 
     def _folder(self) -> tuple[Path, str]:
         config = self.data_config
@@ -65,15 +78,23 @@ class PEPNetTask(PaperTask):
     def prepare_data(self) -> None:
         self._folder()
 
-    def load_data(self) -> tuple[MultiDomainSplit, ...]:
+    def _read(self) -> tuple[KuaiRandTables, MultiDomainData]:
         config = self.data_config
         folder, version = self._folder()
         tables = read_kuairand(folder, version, config.data_card, config.include_random_logs)
         start = config.sample_start_date
         if start is None:
             start = sample_period_start(config.generator) if config.name == "synthetic_multidomain" else 20220422
-        self.data = build_multidomain_data(tables, start, config.tasks, config.domains, config.user_feature_columns)
-        rows = split_by_day(self.data.date, config.valid_days, config.test_days)
+        data = build_multidomain_data(tables, start, config.tasks, config.domains, config.user_feature_columns)
+        return tables, data
+
+    def _split_rows(self) -> dict[str, np.ndarray]:
+        return split_by_day(self.data.date, self.data_config.valid_days, self.data_config.test_days)
+
+    def load_data(self) -> tuple[MultiDomainSplit, ...]:
+        tables, self.data = self._read()
+        self.vocabulary = vocabulary_of(tables, self.data, self.data_config.user_feature_columns)
+        rows = self._split_rows()
         self.train_rows = rows["train"]
         return tuple(MultiDomainSplit(self.data, rows[name]) for name in SPLITS)
 
@@ -116,6 +137,39 @@ class PEPNetTask(PaperTask):
             self.data.domain_names,
             self.data.task_names,
         )
+
+    def write_outputs(self, model: nn.Module, run_dir: Path) -> dict[str, Path]:
+        """The raw id behind every embedding row (papers/pepnet/vocabulary.py), which mode=predict reads."""
+        self.vocabulary.save(run_dir / VOCABULARY_FILE)
+        return {}
+
+    def predict_new_data(self, trained_run: Path, output_dir: Path) -> dict[str, float]:
+        """Score every impression of this data's test days with the run `trained_run`: predictions.csv, and the
+        test metrics of its labels. Ids the run never saw take the reserved unknown row; tabs it never saw are
+        refused (papers/pepnet/vocabulary.py)."""
+        if not self.context.is_main:
+            return {}
+        vocabulary = load_vocabulary(trained_run)
+        if self.data_config.tasks != vocabulary.task_names:
+            raise ConfigError(
+                f"data.tasks={self.data_config.tasks}, but the model of from_run={trained_run} predicts the tasks "
+                f"{vocabulary.task_names}: give data.tasks={vocabulary.task_names} (for synthetic_multidomain, "
+                "data.generator.tasks too)."
+            )
+        tables, data = self._read()
+        translation = translate(tables, data, vocabulary, self.data_config.user_feature_columns)
+        self.data = translation.data
+        test = MultiDomainSplit(self.data, self._split_rows()["test"])
+        model = self.build_model()
+        model.load_state_dict(trained_weights(trained_run))
+        outputs = predict_split(self, model, test, int(self.cfg.trainer.eval_batch_size), self.context.device)
+        path = write_predictions(output_dir / PREDICTIONS_CSV, self.data, test.rows, outputs["probability"])
+        print(f"wrote {path}: {len(test)} impressions; {unknown_note(translation.unknown, test.rows)}")
+        try:
+            return self.metrics(outputs)
+        except ValueError as error:
+            print(f"no metrics: {error} on the test days")
+            return {}
 
     def no_learning_scorers(self) -> tuple[str, ...]:
         generated = self.data_config.name == "synthetic_multidomain" and not self.data_config.root
