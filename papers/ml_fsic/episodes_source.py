@@ -40,4 +40,5 @@ class EpisodeSource:
             "word_vectors": self.word_vectors[episode.labels],
             "label_ids": torch.from_numpy(episode.labels),
             "shots": torch.tensor([shots]),
+            "episode": torch.tensor([index]),
         }

@@ -14,12 +14,14 @@ import torch
 
 from common.config import require_choice, typed_config
 from common.errors import ConfigError, DatasetError
-from common.metrics.multilabel import chance_map, mean_average_precision, threshold_scores
-from common.task import PaperTask
+from common.task import BatchSource, PaperTask
+from common.units import UnitContributions
 from papers.ml_fsic.baselines import FineTunedClassifier, LaSOClassifier
 from papers.ml_fsic.data import MultiLabelImages, label_vectors, read_coco, read_voc, split_by_labels
 from papers.ml_fsic.episodes_source import EpisodeSource
+from papers.ml_fsic.evaluation import episode_metrics, episode_units, metrics_by_shots
 from papers.ml_fsic.model import PrototypeModelConfig, WordGuidedPrototypes, episode_loss
+from papers.ml_fsic.no_learning import SCORERS, build_scorer, score_episodes
 from papers.ml_fsic.synthetic import SyntheticMultiLabelConfig, ensure_dataset
 
 DATASETS = ("synthetic_multilabel", "coco", "voc2007")
@@ -27,6 +29,7 @@ MODELS = ("word_guided", "mean_prototype", "finetuned_classifier", "laso")  # me
 CLASSIFIERS = {"finetuned_classifier": FineTunedClassifier, "laso": LaSOClassifier}  # no word vectors
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+TEST_SEED_OFFSET, VAL_SEED_OFFSET = 10_000, 20_000  # episode seeds of the test and validation splits: offset + seed
 
 
 @dataclass
@@ -72,6 +75,10 @@ class MLFSICTask(PaperTask):
     @property
     def model_name(self) -> str:
         return self.method
+
+    @property
+    def test_episode_seed(self) -> int:
+        return TEST_SEED_OFFSET + self.seed
 
     def _root(self) -> Path:
         return self.generated_or_given_root("synthetic_multilabel", ensure_dataset)
@@ -127,8 +134,8 @@ class MLFSICTask(PaperTask):
         train = source(*sources["train"], episodes.train_episodes, shots=[episodes.train_shots], seed=self.seed)
         evaluation = partial(source, shots=episodes.test_shots)
         count = len(episodes.test_shots)
-        val = evaluation(*sources["val"], episodes.val_episodes * count, seed=20_000 + self.seed)
-        test = evaluation(*sources["test"], episodes.test_episodes * count, seed=10_000 + self.seed)
+        val = evaluation(*sources["val"], episodes.val_episodes * count, seed=VAL_SEED_OFFSET + self.seed)
+        test = evaluation(*sources["test"], episodes.test_episodes * count, seed=self.test_episode_seed)
         return train, val, test
 
     def build_model(self):
@@ -154,28 +161,22 @@ class MLFSICTask(PaperTask):
         else:
             scores = model(batch)["query_scores"]
         probabilities = torch.sigmoid(scores).float().cpu().numpy()
-        targets = batch["query_targets"].cpu().numpy()
-        metrics = {
-            **mean_average_precision(targets, probabilities),
-            **threshold_scores(targets, probabilities),
-            **chance_map(targets),
-        }
+        metrics = episode_metrics(batch["query_targets"].cpu().numpy(), probabilities)
         device = batch["query"].device
         row = {name: torch.tensor([value], device=device) for name, value in metrics.items()}
-        return {**row, "shots": batch["shots"].float()}
+        return {**row, "shots": batch["shots"].float(), "episode": batch["episode"].float()}
 
     def metrics(self, outputs):
-        result = {}
-        for shots in np.unique(outputs["shots"]).astype(int):
-            rows = outputs["shots"] == shots
-            result.update(
-                {
-                    f"{name}_{shots}shot": float(values[rows].mean())
-                    for name, values in outputs.items()
-                    if name != "shots"
-                }
-            )
-        return result
+        return metrics_by_shots(outputs)
+
+    def test_units(self, outputs: dict[str, np.ndarray]) -> UnitContributions:
+        return episode_units(outputs, self.test_episode_seed)
+
+    def no_learning_scorers(self) -> tuple[str, ...]:
+        return SCORERS
+
+    def score_without_learning(self, name: str, split: BatchSource) -> dict[str, np.ndarray]:
+        return score_episodes(split, build_scorer(name, self.model_config, self.word_dim, self.seed))
 
     def bench(self):
         from papers.ml_fsic.bench import MLFSICBenchConfig, run_benchmarks
