@@ -3,7 +3,7 @@ and against the floor of one read of the cache, and training throughput of TWIN 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -16,16 +16,17 @@ from common.bench import (
     throughput_figure,
     training_samples_per_second,
 )
+from common.config import bounded
 from papers.twin.attention import union_of_heads_top_k
 
 
 @dataclass
 class TwinBenchConfig:
-    lengths: list[int] = field(default_factory=lambda: [1_000, 10_000, 100_000])
-    repeats: int = 30
-    threads: int = 1  # GSU latency is measured on this many cores
-    train_steps: int = 8
-    items: int = 200_000  # vocabulary of the one-request latency benchmark
+    lengths: list[int] = bounded(default_factory=lambda: [1_000, 10_000, 100_000], minimum=1)
+    repeats: int = bounded(30, minimum=1)
+    threads: int = bounded(1, minimum=1)  # GSU latency is measured on this many cores
+    train_steps: int = bounded(8, minimum=1)
+    items: int = bounded(200_000, minimum=1)  # vocabulary of the one-request latency benchmark
 
 
 class OneRequestGSU:

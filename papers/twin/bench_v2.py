@@ -8,13 +8,14 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from common.bench import BenchFigure, median_seconds, speedup_figure, throughput_figure
+from common.config import bounded
 from papers.twin.bench import OneRequestGSU
 from papers.twin.clustering import (
     KMEANS_IMPLEMENTATIONS,
@@ -28,16 +29,16 @@ from papers.twin.lifecycle import ClusteringJob, UserBehaviors
 
 @dataclass
 class TwinV2BenchConfig:
-    user_lengths: list[int] = field(default_factory=lambda: [100_000, 1_000_000])
-    flat_max_length: int = 100_000  # flat k-means takes minutes beyond this on one core: not timed
-    pool_users: int = 8
-    pool_user_length: int = 100_000
-    embedding_dim: int = 144  # K_h's width in TWIN's config
-    topics: int = 300
-    virtual_items: int = 10_000  # what TWIN-V2's GSU reads per request
-    raw_behaviors: int = 100_000  # what TWIN's GSU would read for the same life cycle
-    repeats: int = 30
-    items: int = 200_000
+    user_lengths: list[int] = bounded(default_factory=lambda: [100_000, 1_000_000], minimum=1)
+    flat_max_length: int = bounded(100_000, minimum=0)  # flat k-means takes minutes beyond this on one core
+    pool_users: int = bounded(8, minimum=1)
+    pool_user_length: int = bounded(100_000, minimum=1)
+    embedding_dim: int = bounded(144, minimum=1)  # K_h's width in TWIN's config
+    topics: int = bounded(300, minimum=1)
+    virtual_items: int = bounded(10_000, minimum=1)  # what TWIN-V2's GSU reads per request
+    raw_behaviors: int = bounded(100_000, minimum=1)  # what TWIN's GSU would read for the same life cycle
+    repeats: int = bounded(30, minimum=1)
+    items: int = bounded(200_000, minimum=1)
 
 
 def synthetic_user(length: int, settings: TwinV2BenchConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:

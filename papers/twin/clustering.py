@@ -15,19 +15,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from common.config import bounded
+
 METHODS = ("hierarchical", "flat")
 KMEANS = ("faiss", "numpy")
 
 
 @dataclass
 class ClusteringConfig:
-    method: str = "hierarchical"  # Alg. 1; "flat": one k-means per group, as many clusters as Alg. 1 makes (ablation)
-    groups: int = 5  # M: groups of equal width in completion rate over [0, 1]; 1 and above share the last
-    k_exponent: float = 0.3  # k = max(2, floor(|group| ** k_exponent))
-    max_cluster_size: int = 20  # gamma
-    iterations: int = 20  # Lloyd iterations per k-means
-    kmeans: str = "faiss"  # faiss (chosen by measurement, see the README) | numpy (our own Lloyd iterations)
-    seed: int = 0
+    method: str = bounded("hierarchical", choices=METHODS)  # Alg. 1; flat: one k-means per group (ablation)
+    groups: int = bounded(5, minimum=1)  # M: groups of equal width in completion rate over [0, 1]
+    k_exponent: float = bounded(0.3, above=0.0)  # k = max(2, floor(|group| ** k_exponent))
+    max_cluster_size: int = bounded(20, minimum=1)  # gamma
+    iterations: int = bounded(20, minimum=1)  # Lloyd iterations per k-means
+    kmeans: str = bounded("faiss", choices=KMEANS)  # faiss (chosen by measurement, see the README) | numpy
+    seed: int = bounded(0, minimum=0)
 
 
 def completion_groups(completion: np.ndarray, groups: int) -> np.ndarray:

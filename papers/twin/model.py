@@ -8,14 +8,14 @@ or, for Avg-Pooling, the mean of the L latest behaviors. All models share featur
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from common.config import require_choice
+from common.config import bounded
 from papers.twin.attention import MultiHeadTargetAttention, TargetAttentionScorer, union_of_heads_top_k
 from papers.twin.data import Vocabulary
 from papers.twin.features import BehaviorFeatures
@@ -36,32 +36,31 @@ MODEL_NAMES = ("twin", "avg_pooling", "din", "sim_hard", "sim_soft", "eta", "sdi
 
 @dataclass
 class TwinModelConfig:
-    name: str = "twin"
-    gsu_length: int = 10000  # L: the latest behaviors the long-term module reads
-    esu_length: int = 100  # k: behaviors the GSU keeps for the ESU
-    short_length: int = 50  # the short-term branch's most recent behaviors
-    num_heads: int = 4
-    key_dim: int = 32  # d_k per head (not reported in the paper)
-    value_dim: int = 32  # per head (not reported)
-    output_dim: int = 128  # d_out of W^o (not reported)
-    id_embedding_dim: int = 64
-    feature_embedding_dim: int = 8
-    mlp_dims: list[int] = field(default_factory=lambda: [256, 128, 64])
+    name: str = bounded("twin", choices=MODEL_NAMES)
+    gsu_length: int = bounded(10000, minimum=1)  # L: the latest behaviors the long-term module reads
+    esu_length: int = bounded(100, minimum=1)  # k: behaviors the GSU keeps for the ESU
+    short_length: int = bounded(50, minimum=1)  # the short-term branch's most recent behaviors
+    num_heads: int = bounded(4, minimum=1)
+    key_dim: int = bounded(32, minimum=1)  # d_k per head (not reported in the paper)
+    value_dim: int = bounded(32, minimum=1)  # per head (not reported)
+    output_dim: int = bounded(128, minimum=1)  # d_out of W^o (not reported)
+    id_embedding_dim: int = bounded(64, minimum=1)
+    feature_embedding_dim: int = bounded(8, minimum=1)
+    mlp_dims: list[int] = bounded(default_factory=lambda: [256, 128, 64], minimum=1)
     cross_features: bool = True  # Fig. 6 ablation when false
     separate_gsu_params: bool = False  # Fig. 6 ablation when true
     gsu_cache: bool = False
-    gsu_cache_refresh_steps: int = 50
-    retrieval_dim: int = 32  # SIM Soft's retrieval embedding
-    hash_bits: int = 16  # ETA: bits of the SimHash signature; SDIM: bits in all hash functions together
-    sdim_hashes: int = 4  # SDIM: hash functions (hash_bits / sdim_hashes bits each)
-    aux_loss_weight: float = 1.0  # SIM Soft and separate-parameter GSU: auxiliary retrieval task
+    gsu_cache_refresh_steps: int = bounded(50, minimum=1)
+    retrieval_dim: int = bounded(32, minimum=1)  # SIM Soft's retrieval embedding
+    hash_bits: int = bounded(16, minimum=1)  # ETA: bits of the SimHash signature; SDIM: bits in all hash functions
+    sdim_hashes: int = bounded(4, minimum=1)  # SDIM: hash functions (hash_bits / sdim_hashes bits each)
+    aux_loss_weight: float = bounded(1.0, minimum=0.0)  # SIM Soft and separate-parameter GSU: auxiliary retrieval
     cluster_size_bias: bool = False  # TWIN-V2: alpha' = alpha + ln n over virtual items, in GSU and ESU
 
 
 class LifelongCTRModel(nn.Module):
     def __init__(self, config: TwinModelConfig, vocabulary: Vocabulary, item_tables: dict[str, np.ndarray]):
         super().__init__()
-        require_choice(config.name, MODEL_NAMES, "model.name")
         self.config = config
         dim, small = config.id_embedding_dim, config.feature_embedding_dim
         self.features = BehaviorFeatures(vocabulary, **item_tables, id_dim=dim, feature_dim=small)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from common.config import bounded
 from common.errors import ConfigError
 from papers.twin.data import LifelongSplit, latest_window
 
@@ -23,8 +24,8 @@ CHUNK = 256  # samples whose behavior windows are gathered at once
 
 @dataclass
 class NoLearningConfig:
-    recent_length: int = 100  # the latest behaviors the trivial rows read (SIM Hard's k)
-    popularity_prior: float = 20.0  # pseudo-impressions at the training click rate added to every item
+    recent_length: int = bounded(100, minimum=1)  # the latest behaviors the trivial rows read (SIM Hard's k)
+    popularity_prior: float = bounded(20.0, minimum=0.0)  # pseudo-impressions at the training click rate, per item
 
 
 def split_outputs(split: LifelongSplit, scores: np.ndarray) -> dict[str, np.ndarray]:

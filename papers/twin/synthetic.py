@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from common.config import bounded
 from common.data.generated import ensure_generated
 from common.data.kuairand_writer import (
     log_frame,
@@ -33,29 +34,29 @@ TAB_PROBABILITIES = np.array([0.45, 0.25, 0.12, 0.08, 0.06, 0.04])
 
 @dataclass
 class SyntheticLifelongConfig:
-    num_users: int = 300
-    num_items: int = 20000
-    num_topics: int = 100
-    num_tags: int = 20
-    num_authors: int = 2000
-    latent_dim: int = 16
-    item_spread: float = 0.6
-    min_history: int = 1000
-    max_history: int = 10000
-    history_days: int = 364
-    sample_days: int = 14
-    impressions_per_day: int = 8
-    min_interests: int = 3
-    max_interests: int = 8
-    active_month_probability: float = 0.3
-    exploration: float = 0.1
-    interest_target_share: float = 0.5
-    click_scale: float = 5.0
+    num_users: int = bounded(300, minimum=1)
+    num_items: int = bounded(20000, minimum=1)
+    num_topics: int = bounded(100, minimum=1)
+    num_tags: int = bounded(20, minimum=1)
+    num_authors: int = bounded(2000, minimum=1)
+    latent_dim: int = bounded(16, minimum=1)
+    item_spread: float = bounded(0.6, minimum=0.0)
+    min_history: int = bounded(1000, minimum=1)
+    max_history: int = bounded(10000, minimum=1)
+    history_days: int = bounded(364, minimum=1)
+    sample_days: int = bounded(14, minimum=1)
+    impressions_per_day: int = bounded(8, minimum=1)
+    min_interests: int = bounded(3, minimum=1)
+    max_interests: int = bounded(8, minimum=1)
+    active_month_probability: float = bounded(0.3, minimum=0.0, maximum=1.0)
+    exploration: float = bounded(0.1, minimum=0.0, maximum=1.0)
+    interest_target_share: float = bounded(0.5, minimum=0.0, maximum=1.0)
+    click_scale: float = bounded(5.0, above=0.0)
     click_offset: float = 0.45
-    click_noise: float = 0.5
-    item_bias_std: float = 0.3
-    nonclick_history_share: float = 0.05
-    seed: int = 0
+    click_noise: float = bounded(0.5, minimum=0.0)
+    item_bias_std: float = bounded(0.3, minimum=0.0)
+    nonclick_history_share: float = bounded(0.05, minimum=0.0, maximum=1.0)
+    seed: int = bounded(0, minimum=0)
 
 
 @dataclass

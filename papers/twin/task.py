@@ -7,25 +7,28 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import nn
 
-from common.config import require_choice, typed_config
+from common.checkpoint import trained_weights
+from common.config import bounded, typed_config
 from common.data.kuairand import KuaiRandSourceConfig, kuairand_folder, read_kuairand, split_by_day
 from common.errors import ConfigError
-from common.metrics import auc, gauc, logloss
-from common.task import PaperTask, embedding_and_dense_groups
+from common.metrics import logloss
+from common.task import PaperTask
+from common.trainer import TrainerConfig, score_outputs
 from common.units import UnitContributions, grouped_auc_units
 from papers.twin import no_learning
 from papers.twin.data import LifelongData, LifelongSplit, build_lifelong_data
-from papers.twin.model import LifelongCTRModel, TwinModelConfig, click_loss
-from papers.twin.retrieval import ConsistencyPreservedGSU
+from papers.twin.ids import DataIds, TrainedIds, align_to_trained
+from papers.twin.model import TwinModelConfig
+from papers.twin.prediction import PREDICTIONS_CSV, predict_split, raw_ids_of_samples, write_predictions
 from papers.twin.synthetic import (
     SyntheticLifelongConfig,
     ensure_dataset,
     impression_click_probabilities,
     sample_period_start,
 )
+from papers.twin.trainee import LifelongCTRTrainee
 
 DATASETS = ("synthetic_lifelong", "kuairand")
 SPLITS = ("train", "valid", "test")
@@ -33,7 +36,9 @@ SPLITS = ("train", "valid", "test")
 
 @dataclass
 class LifelongDataConfig(KuaiRandSourceConfig):
-    name: str = "synthetic_lifelong"
+    name: str = bounded("synthetic_lifelong", choices=DATASETS)
+    valid_days: int = bounded(1, minimum=1)
+    test_days: int = bounded(2, minimum=1)
     data_card: str = "data_cards/synthetic_lifelong.md"
     generator: SyntheticLifelongConfig = field(default_factory=SyntheticLifelongConfig)
 
@@ -43,10 +48,19 @@ class TwinTask(PaperTask):
         super().__init__(cfg, context, run_dir)
         self.model_config = typed_config(TwinModelConfig, cfg.model, "model")
         self.data_config = typed_config(LifelongDataConfig, cfg.data, "data")
-        require_choice(self.data_config.name, DATASETS, "data.name")
         self.no_learning = typed_config(no_learning.NoLearningConfig, cfg.get("no_learning"), "no_learning")
-        self.data: LifelongData | None = None
+        self.trainee = LifelongCTRTrainee(context, self.model_config)
+        self.data_ids: DataIds | None = None
         self.split_rows: dict[str, np.ndarray] = {}
+
+    @property
+    def data(self) -> LifelongData | None:
+        """The loaded logs (the trainee's, which builds the model on their vocabulary)."""
+        return self.trainee.data
+
+    @data.setter
+    def data(self, data: LifelongData) -> None:
+        self.trainee.data = data
 
     def _folder(self) -> tuple[Path, str]:
         config = self.data_config
@@ -57,10 +71,11 @@ class TwinTask(PaperTask):
         self._folder()
 
     def load_data(self):
-        return self.make_splits(self.load_samples())
+        return self.make_splits(self.load_training_samples())
 
     def load_samples(self) -> dict[str, np.ndarray]:
-        """Read the logs into `self.data`; the sample rows of the train, valid and test days."""
+        """Read the logs into `self.data` (and their raw ids into `self.data_ids`); the sample rows of the train,
+        valid and test days."""
         config = self.data_config
         folder, version = self._folder()
         tables = read_kuairand(folder, version, config.data_card, config.include_random_logs)
@@ -68,50 +83,73 @@ class TwinTask(PaperTask):
         if start is None:
             start = sample_period_start(config.generator) if config.name == "synthetic_lifelong" else 20220422
         self.data = build_lifelong_data(tables, start, config.user_feature_columns)
+        self.data_ids = DataIds.of_tables(tables, config.user_feature_columns)
         self.split_rows = split_by_day(self.data.samples["date"].to_numpy(), config.valid_days, config.test_days)
         return self.split_rows
+
+    def load_training_samples(self) -> dict[str, np.ndarray]:
+        """`load_samples`, keeping the raw ids of the indices the model is trained on in the run directory (ids.npz,
+        which mode=predict reads to align new data)."""
+        rows = self.load_samples()
+        if self.context.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            TrainedIds.of_data(self.data_ids, self.data).save(self.run_dir)
+        return rows
 
     def make_splits(self, rows: dict[str, np.ndarray]) -> tuple[LifelongSplit, ...]:
         lengths = (self.model_config.gsu_length, self.model_config.short_length)
         return tuple(LifelongSplit(self.data, rows[name], *lengths) for name in SPLITS)
 
     def build_model(self) -> nn.Module:
-        data = self.data
-        tables = {"item_author": data.item_author, "item_tag": data.item_tag, "item_duration": data.item_duration}
-        return LifelongCTRModel(self.model_config, data.vocabulary, tables)
+        return self.trainee.build_model()
 
     def parameter_groups(self, model: nn.Module) -> dict[str, list[nn.Parameter]]:
-        return embedding_and_dense_groups(model)
+        return self.trainee.parameter_groups(model)
 
     def loss(self, model, batch):
-        logits, auxiliary = model(batch)
-        return click_loss(logits, auxiliary, batch["label"], self.model_config.aux_loss_weight)
+        return self.trainee.loss(model, batch)
 
     def predict(self, model, batch):
-        core = model.module if hasattr(model, "module") else model
-        logits, _, selection = core.score(batch)
-        return {
-            "probability": torch.sigmoid(logits.float()),
-            "label": batch["label"],
-            "user": batch["user"],
-            "gsu_esu_overlap": core.gsu_esu_overlap(batch, selection),
-        }
+        return self.trainee.predict(model, batch)
 
     def metrics(self, outputs: dict[str, np.ndarray]) -> dict[str, float]:
-        labels, scores = outputs["label"], outputs["probability"]
-        result = {
-            "auc": auc(labels, scores),
-            "gauc": gauc(labels, scores, outputs["user"]),
-            "logloss": logloss(labels, scores),
-        }
-        overlap = outputs["gsu_esu_overlap"]
-        if not np.all(np.isnan(overlap)):
-            result["gsu_esu_overlap"] = float(np.nanmean(overlap))
-        return result
+        return self.trainee.metrics(outputs)
+
+    def on_train_step(self, model: nn.Module, step: int) -> None:
+        self.trainee.on_train_step(model, step)
 
     def test_units(self, outputs: dict[str, np.ndarray]) -> UnitContributions:
         """Per-user contributions of GAUC, logloss and the GSU-ESU overlap (pooled AUC does not decompose)."""
         return user_units(outputs)
+
+    def predict_new_data(self, trained_run: Path, output_dir: Path) -> dict[str, float]:
+        """Score the test days of this task's data with the trained run's model (new data aligned to its ids:
+        papers/twin/ids.py); predictions.csv in `output_dir`, and the test metrics (KuaiRand logs carry clicks)."""
+        trained = TrainedIds.load(trained_run)
+        rows = self.load_samples()["test"]
+        user_ids, video_ids = raw_ids_of_samples(self.data.samples, rows, self.data_ids)
+        self.data = align_to_trained(self.data, self.data_ids, trained)
+        split = self.make_splits({name: rows for name in SPLITS})[2]
+        return self.score_and_write(self.trainee, trained_run, split, (user_ids, video_ids), output_dir)
+
+    def score_and_write(
+        self,
+        trainee: LifelongCTRTrainee,
+        weights_dir: Path,
+        split: LifelongSplit,
+        raw_ids: tuple[np.ndarray, np.ndarray],
+        output_dir: Path,
+    ) -> dict[str, float]:
+        """Load the weights trained in `weights_dir` into `trainee`'s model, score `split`, write predictions.csv
+        (rank 0) and return the metrics."""
+        model = trainee.build_model()
+        model.load_state_dict(trained_weights(weights_dir))
+        model.to(self.context.device)
+        settings = typed_config(TrainerConfig, self.cfg.trainer, "trainer")
+        outputs = predict_split(trainee, model, split, settings.eval_batch_size)
+        if self.context.is_main:
+            write_predictions(output_dir / PREDICTIONS_CSV, *raw_ids, outputs["probability"])
+        return score_outputs(trainee, outputs, len(split), "test")
 
     def no_learning_scorers(self) -> tuple[str, ...]:
         return no_learning.SCORERS
@@ -139,12 +177,6 @@ class TwinTask(PaperTask):
                 f"data.name={config.name!r} has no known click probabilities."
             )
         return impression_click_probabilities(config.generator)
-
-    def on_train_step(self, model: nn.Module, step: int) -> None:
-        retriever = model.retriever
-        refresh = self.model_config.gsu_cache_refresh_steps
-        if isinstance(retriever, ConsistencyPreservedGSU) and retriever.use_cache and step % refresh == 0:
-            retriever.refresh_cache(model.features)
 
     def bench(self):
         from papers.twin.bench import TwinBenchConfig, run_benchmarks

@@ -1,50 +1,58 @@
 """TWIN-V2 (Si et al., CIKM 2024) for the shared runner: TWIN's two stages over the user's whole life cycle,
 compressed offline into virtual items by hierarchical clustering, with cluster-aware target attention.
 
-A run has three stages: (1) the item embeddings to cluster: TWIN trained first on the latest raw behaviors
-(the paper clusters "the recommendation model's item embeddings"), or a TWIN checkpoint given by the user;
-(2) the clustering job over every user's behaviors before the first sample; (3) TWIN-V2 trained on the
-virtual items. `life_cycle.sequence=raw` skips (1) and (2): TWIN on the same data, the paper's baseline.
+A run has three declared stages (common/stages.py), each in its own directory of the run: `embeddings`, the item
+embeddings to cluster: TWIN trained first on the latest raw behaviors (the paper clusters "the recommendation
+model's item embeddings"), or a TWIN checkpoint given by the user; `clustering`, the clustering job over every
+user's behaviors before the first sample, its shards in the stage's directory; `twin_v2`, TWIN-V2 trained on the
+virtual items. `life_cycle.sequence=raw` has no stages: TWIN alone on the same data, the paper's baseline.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import json
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from common.config import require_choice, typed_config
-from common.logging import NullLogger
-from common.trainer import Trainer, TrainerConfig
+from common.checkpoint import load_checkpoint
+from common.config import bounded, typed_config
+from common.seeding import seed_everything
+from common.stages import STAGE_FILE, Stage, StageContext, StageOutcome
 from common.units import UnitContributions
-from papers.twin.clustering import METHODS, ClusteringConfig
+from papers.twin.clustering import ClusteringConfig
+from papers.twin.data import LifelongData, LifelongSplit
+from papers.twin.ids import TrainedIds, align_to_trained
 from papers.twin.lifecycle import BACKENDS, ClusteringJob, read_virtual_items
+from papers.twin.model import TwinModelConfig
+from papers.twin.prediction import raw_ids_of_samples
 from papers.twin.task import SPLITS, TwinTask, aligned_mean
-from papers.twin.virtual_items import VirtualItemHistory, VirtualItemSplit, life_cycle_behaviors
+from papers.twin.trainee import LifelongCTRTrainee, item_embeddings
+from papers.twin.virtual_items import VirtualItemHistory, VirtualItemSplit, first_sample_time, life_cycle_behaviors
 
 SEQUENCES = ("virtual", "raw")
+EMBEDDINGS_FILE = "item_embeddings.npy"
+BASELINE_OUTPUTS_FILE = "twin_test_outputs.npz"
 
 
 @dataclass
 class LifeCycleConfig:
-    sequence: str = "virtual"  # virtual: TWIN-V2 on clustered virtual items; raw: TWIN on the latest raw behaviors
+    sequence: str = bounded("virtual", choices=SEQUENCES)  # virtual: TWIN-V2; raw: TWIN on the latest raw behaviors
     clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
-    backend: str = "process"  # serial | process | ray
-    workers: int = 0  # 0: all cores
-    shard_size: int = 4  # users per shard file
+    backend: str = bounded("process", choices=BACKENDS)
+    workers: int = bounded(0, minimum=0)  # 0: all cores
+    shard_size: int = bounded(4, minimum=1)  # users per shard file
     embeddings: str = "train"  # train: TWIN first, on the latest embedding_length raw behaviors; or a checkpoint path
-    embedding_length: int = 10000
+    embedding_length: int = bounded(10000, minimum=1)
 
 
 class TwinV2Task(TwinTask):
     def __init__(self, cfg, context, run_dir: Path):
         super().__init__(cfg, context, run_dir)
         self.life_cycle = typed_config(LifeCycleConfig, cfg.get("life_cycle"), "life_cycle")
-        require_choice(self.life_cycle.sequence, SEQUENCES, "life_cycle.sequence")
-        require_choice(self.life_cycle.backend, BACKENDS, "life_cycle.backend")
-        require_choice(self.life_cycle.clustering.method, METHODS, "life_cycle.clustering.method")
+        self.clustered_embeddings: np.ndarray | None = None
+        self.virtual_items: dict[int, dict[str, np.ndarray]] = {}
         self.clustering_metrics: dict[str, float] = {}
         self.baseline_metrics: dict[str, float] = {}
         self.baseline_outputs: dict[str, np.ndarray] = {}
@@ -53,53 +61,130 @@ class TwinV2Task(TwinTask):
     def model_name(self) -> str:
         return "twin_v2" if self.life_cycle.sequence == "virtual" else "twin"
 
-    def make_splits(self, rows: dict[str, np.ndarray]):
-        if self.life_cycle.sequence == "raw" or self.cfg.get("scorer"):  # a no-learning row trains no TWIN first
-            return super().make_splits(rows)
-        cutoff = int(self.data.samples["time_ms"].min())
-        shards = self.cluster(self.item_embeddings(rows), cutoff)
-        history = VirtualItemHistory.from_tables(read_virtual_items(shards), self.data.vocabulary.users, cutoff)
-        self.clustering_metrics = {"compression": history.compression(), "cluster_distance": history.cluster_distance()}
-        lengths = (self.model_config.gsu_length, self.model_config.short_length)
-        return tuple(VirtualItemSplit(self.data, rows[name], *lengths, history=history) for name in SPLITS)
+    def stages(self) -> list[Stage] | None:
+        """TWIN-V2's three stages; None for `life_cycle.sequence=raw` (TWIN alone, trained like TWIN's task)."""
+        if self.life_cycle.sequence == "raw":
+            return None
+        return [
+            Stage(
+                "embeddings",
+                "TWIN on the latest raw behaviors, whose item embeddings K_h are clustered",
+                self.train_embeddings,
+                restore=self.restore_embeddings,
+                config=lambda: {"model": asdict(self.embedding_model_config()), "life_cycle": asdict(self.life_cycle)},
+            ),
+            Stage(
+                "clustering",
+                "the clustering job over every user's behaviors before the first sample",
+                self.run_clustering,
+                restore=self.restore_clustering,
+                config=lambda: asdict(self.life_cycle.clustering),
+            ),
+            Stage(
+                "twin_v2",
+                "TWIN-V2 on the virtual items",
+                self.train_twin_v2,
+                config=lambda: {"model": asdict(self.model_config)},
+            ),
+        ]
 
-    def embedding_task(self) -> TwinTask:
-        """TWIN on the latest raw behaviors, whose item embeddings K_h are clustered."""
-        task = TwinTask(self.cfg, self.context, self.run_dir / "embedding_model")
-        task.model_config = replace(
+    def sample_rows(self) -> dict[str, np.ndarray]:
+        """The split rows, the logs loaded on first use."""
+        if self.data is None:
+            self.load_training_samples()
+        return self.split_rows
+
+    def embedding_model_config(self) -> TwinModelConfig:
+        """TWIN on the latest `embedding_length` raw behaviors: the model whose K_h are clustered."""
+        return replace(
             self.model_config, name="twin", gsu_length=self.life_cycle.embedding_length, cluster_size_bias=False
         )
-        task.data = self.data
-        return task
 
-    def item_embeddings(self, rows: dict[str, np.ndarray]) -> np.ndarray:
-        """K_h of every item from TWIN: trained here first, or loaded from life_cycle.embeddings=<checkpoint>."""
-        task = self.embedding_task()
+    def train_embeddings(self, context: StageContext) -> StageOutcome:
+        """Stage 1: K_h of every item from TWIN trained here (the paper's baseline, kept as twin_auc / twin_gauc),
+        or from the checkpoint life_cycle.embeddings names; saved as item_embeddings.npy."""
+        rows = self.sample_rows()
+        trainee = LifelongCTRTrainee(self.context, self.embedding_model_config(), self.data)
+        outcome = StageOutcome()
         if self.life_cycle.embeddings == "train":
-            settings = typed_config(TrainerConfig, self.cfg.trainer, "trainer")
-            trainer = Trainer(task, settings, int(self.cfg.seed), task.run_dir, NullLogger(), bool(self.cfg.resume))
-            result = trainer.fit(*task.make_splits(rows))
+            seed_everything(context.seed)  # the same initialisation as a run of TWIN alone
+            lengths = (self.life_cycle.embedding_length, self.model_config.short_length)
+            result = context.fit(trainee, tuple(LifelongSplit(self.data, rows[name], *lengths) for name in SPLITS))
             self.baseline_metrics, self.baseline_outputs = result.metrics, result.test_outputs
-            model = result.model
+            model, outcome = result.model, StageOutcome(result.metrics, result)
         else:
-            from common.checkpoint import load_checkpoint
-
-            model = task.build_model()
+            model = trainee.build_model()
             model.load_state_dict(load_checkpoint(Path(self.life_cycle.embeddings))["model"])
-        with torch.no_grad():
-            items = torch.arange(self.data.vocabulary.items, device=next(model.parameters()).device)
-            return model.features.inherent(items).float().cpu().numpy()
+        self.clustered_embeddings = item_embeddings(model)
+        if self.context.is_main:
+            np.save(context.directory / EMBEDDINGS_FILE, self.clustered_embeddings)
+            np.savez(context.directory / BASELINE_OUTPUTS_FILE, **self.baseline_outputs)
+        return outcome
 
-    def cluster(self, embeddings: np.ndarray, cutoff: int) -> list[Path]:
-        """Run the clustering job on rank 0 (resuming from its shards on disk), then read them on every rank."""
-        output = self.run_dir / "clusters"
+    def restore_embeddings(self, context: StageContext) -> StageOutcome:
+        """Stage 1 finished earlier: its K_h, and its TWIN's test metrics and outputs, read back."""
+        self.sample_rows()
+        self.clustered_embeddings = np.load(context.directory / EMBEDDINGS_FILE)
+        self.baseline_metrics = json.loads((context.directory / STAGE_FILE).read_text(encoding="utf-8"))["metrics"]
+        with np.load(context.directory / BASELINE_OUTPUTS_FILE) as outputs:
+            self.baseline_outputs = {name: outputs[name] for name in outputs.files}
+        return StageOutcome(self.baseline_metrics)
+
+    def run_clustering(self, context: StageContext) -> StageOutcome:
+        """Stage 2: the clustering job on rank 0 (resuming from the shards already in the stage directory)."""
+        self.cluster(self.data, self.clustered_embeddings, context.directory)
+        return self.restore_clustering(context)
+
+    def restore_clustering(self, context: StageContext) -> StageOutcome:
+        """Every user's virtual items, read back from the job's shards."""
+        self.virtual_items = read_virtual_items(sorted(context.directory.glob("shard_*.npz")))
+        history = self.history(self.data, self.virtual_items)
+        self.clustering_metrics = {"compression": history.compression(), "cluster_distance": history.cluster_distance()}
+        return StageOutcome(self.clustering_metrics)
+
+    def train_twin_v2(self, context: StageContext) -> StageOutcome:
+        """Stage 3: TWIN-V2 on the virtual items, initialised from the run's seed whatever ran before."""
+        history = self.history(self.data, self.virtual_items)
+        trainee = LifelongCTRTrainee(self.context, self.model_config, self.data, self.clustering_metrics, "twin_v2")
+        seed_everything(context.seed)
+        result = context.fit(trainee, self.virtual_item_splits(self.sample_rows(), history))
+        return StageOutcome(result.metrics, result)
+
+    def cluster(self, data: LifelongData, embeddings: np.ndarray, output: Path) -> None:
+        """Run the clustering job of `data`'s users on rank 0 into `output`; every rank waits for it."""
         if self.context.is_main:
             settings = self.life_cycle
             job = ClusteringJob(output, settings.clustering, settings.backend, settings.workers, settings.shard_size)
-            users = len(np.unique(self.data.behavior_user[self.data.behavior_time < cutoff]))
-            job.run(life_cycle_behaviors(self.data, cutoff), embeddings, total=users)
+            cutoff = first_sample_time(data)
+            users = len(np.unique(data.behavior_user[data.behavior_time < cutoff]))
+            job.run(life_cycle_behaviors(data, cutoff), embeddings, total=users)
         self.context.barrier()
-        return sorted(output.glob("shard_*.npz"))
+
+    @staticmethod
+    def history(data: LifelongData, virtual_items: dict[int, dict[str, np.ndarray]]) -> VirtualItemHistory:
+        return VirtualItemHistory.from_tables(virtual_items, data.vocabulary.users, first_sample_time(data))
+
+    def virtual_item_splits(self, rows: dict[str, np.ndarray], history: VirtualItemHistory) -> tuple:
+        lengths = (self.model_config.gsu_length, self.model_config.short_length)
+        return tuple(VirtualItemSplit(self.data, rows[name], *lengths, history=history) for name in SPLITS)
+
+    def predict_new_data(self, trained_run: Path, output_dir: Path) -> dict[str, float]:
+        """TWIN-V2 on new data: its users' life cycles clustered again (into output_dir/clusters/) with the trained
+        run's item embeddings, then scored by the trained TWIN-V2; a `sequence=raw` run predicts as TWIN."""
+        if self.life_cycle.sequence == "raw":
+            return super().predict_new_data(trained_run, output_dir)
+        trained = TrainedIds.load(trained_run)
+        rows = self.load_samples()["test"]
+        raw_ids = raw_ids_of_samples(self.data.samples, rows, self.data_ids)
+        self.data = align_to_trained(self.data, self.data_ids, trained)
+        clusters = output_dir / "clusters"
+        self.cluster(self.data, np.load(trained_run / "embeddings" / EMBEDDINGS_FILE), clusters)
+        self.virtual_items = read_virtual_items(sorted(clusters.glob("shard_*.npz")))
+        history = self.history(self.data, self.virtual_items)
+        metrics = {"compression": history.compression(), "cluster_distance": history.cluster_distance()}
+        trainee = LifelongCTRTrainee(self.context, self.model_config, self.data, metrics, "twin_v2")
+        split = self.virtual_item_splits({name: rows for name in SPLITS}, history)[2]
+        return self.score_and_write(trainee, trained_run / "twin_v2", split, raw_ids, output_dir)
 
     def bench(self):
         from papers.twin.bench_v2 import TwinV2BenchConfig, run_benchmarks
@@ -108,9 +193,6 @@ class TwinV2Task(TwinTask):
         settings = typed_config(TwinV2BenchConfig, self.cfg.get("bench_v2"), "bench_v2")
         cross_sizes = (TIME_SINCE_BUCKETS, COMPLETION_BUCKETS, 7, 3, 3)  # the default data's vocabularies
         return run_benchmarks(settings, self.life_cycle.clustering, self.model_config, cross_sizes)
-
-    def metrics(self, outputs):
-        return {**super().metrics(outputs), **self.clustering_metrics}
 
     def test_units(self, outputs: dict[str, np.ndarray]) -> UnitContributions:
         """TWIN's per-user contributions, plus, when stage (1) trained TWIN in this run, that TWIN's GAUC and the

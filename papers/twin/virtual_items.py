@@ -23,6 +23,11 @@ from papers.twin.lifecycle import UserBehaviors
 CATEGORICAL = ("tab", "is_like", "is_follow")  # behavior_cross columns 1..3, taken from a cluster's representative
 
 
+def first_sample_time(data: LifelongData) -> int:
+    """The clustering cut-off: the life cycle is every behavior before the first sample (no leakage)."""
+    return int(data.samples["time_ms"].min())
+
+
 def life_cycle_behaviors(data: LifelongData, cutoff_ms: int) -> Iterator[UserBehaviors]:
     """Every user's behaviors strictly before `cutoff_ms`, oldest first, as the clustering job's input."""
     before = data.behavior_time < cutoff_ms
