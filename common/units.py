@@ -7,7 +7,8 @@ test set. A run writes, beside results.json, ``units.npz``: one array of unit id
 - ``mean``: a value and a weight per unit, the metric being sum(weight * value) / sum(weight) (GAUC: per-user
   AUC weighted by the user's impressions; J&F: one value per video, weight 1; sensitivity: detected per
   positive slide), or
-- ``auc``: a label and a score per unit, the metric being the AUC over units (slide-level AUC), or
+- ``auc``: a label and a score per unit, the metric being the AUC over units (slide-level AUC); a unit whose
+  label is neither 0 nor 1 (e.g. NaN) takes no part, which lets one unit set carry per-group AUCs, or
 - ``macro_auc``: a class index and a row of class scores per unit, the metric being the mean over classes of
   the one-vs-rest AUC (identity scores of an authentication model).
 
@@ -59,7 +60,8 @@ class UnitContributions:
         return self._checked(name)
 
     def add_auc(self, name: str, labels, scores) -> UnitContributions:
-        """Add metric `name` = AUC of one score per unit against one binary label per unit."""
+        """Add metric `name` = AUC of one score per unit against one binary label per unit (units labelled
+        neither 0 nor 1 are left out)."""
         labels = np.asarray(labels, dtype=np.float64).reshape(-1)
         self.metrics[name] = MetricUnits("auc", labels, np.asarray(scores, dtype=np.float64).reshape(-1))
         return self._checked(name)

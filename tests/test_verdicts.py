@@ -131,3 +131,8 @@ def test_units_round_trip_and_reproduce_the_metrics(tmp_path: Path) -> None:
     slides_saved = load_units(save_units(slides, tmp_path / "slides.npz"))
     assert slides_saved.value("auc") == pytest.approx(0.875) and slides_saved.value("sensitivity") == 0.5
     assert slides_saved.strata.tolist() == [1, 0, 1, 0]
+
+
+def test_units_labelled_neither_class_take_no_part_in_an_auc() -> None:
+    units = UnitContributions("slide", np.arange(5)).add_auc("auc", [1, 0, np.nan, 1, 0], [0.9, 0.1, 0.0, 0.2, 0.5])
+    assert units.value("auc") == pytest.approx(0.75)
