@@ -18,16 +18,18 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from common.config import bounded
+
 
 @dataclass
 class AALConfig:
-    hidden: int = 384
-    l1: float = 0.01  # on the discriminators' weights
-    identity_weight: float = 1.0
-    domain_weight: float = 0.1
-    confidence_percentile: float = 5.0
-    mixes_per_loop: int = 20000  # official train_phase2.py: 200k
-    loops: int = 3  # official train_phase2.py: 10; each loop draws new mixes
+    hidden: int = bounded(384, minimum=1)
+    l1: float = bounded(0.01, minimum=0.0)  # on the discriminators' weights
+    identity_weight: float = bounded(1.0, minimum=0.0)
+    domain_weight: float = bounded(0.1, minimum=0.0)
+    confidence_percentile: float = bounded(5.0, minimum=0.0, maximum=100.0)
+    mixes_per_loop: int = bounded(20000, minimum=1)  # official train_phase2.py: 200k
+    loops: int = bounded(3, minimum=1)  # official train_phase2.py: 10; each loop draws new mixes
 
 
 class AAL(nn.Module):

@@ -1,6 +1,7 @@
 """OVRDL + AAL benchmarks (mode=bench): training steps per second of stage 1 (a task update, a discriminator
 update and `adversary_steps` encoder/generator updates per batch) and of stage 2 (a seen and an unseen update
-on recombined features), each against a plain classifier's step (one update of the same encoder)."""
+on recombined features), each against a plain classifier's step (one update of the same encoder). Each step
+goes through the shared trainer's update, on random batches; nothing is checkpointed or evaluated."""
 
 from __future__ import annotations
 
@@ -11,53 +12,51 @@ import numpy as np
 import torch
 
 from common.bench import BenchFigure, samples_per_second, throughput_figure
+from common.config import bounded, typed_config
 from common.logging import NullLogger
-from common.trainer import Trainer, build_optimizers
+from common.trainer import Trainer, TrainerConfig, build_optimizers
 from papers.ovrdl_aal.aal import MixSource, confident_rows
+from papers.ovrdl_aal.ovrdl import stage1_features
 
 
 @dataclass
 class OVRDLBenchConfig:
-    steps: int = 20
+    steps: int = bounded(20, minimum=1)
 
 
-def _steps_per_second(task, model, source, steps: int, run_dir) -> float:
-    """Steps/s of `task.training_step` on random batches of `source`, through the shared trainer's update."""
-    settings = task.trainer_settings
-    trainer = Trainer(task, settings, task.seed, run_dir, NullLogger(), resume=False)
-    update = partial(trainer.update, build_optimizers(task.parameter_groups(model), settings.optimizers))
+def _steps_per_second(trainee, model, source, steps: int, settings: TrainerConfig, run_dir) -> float:
+    """Steps/s of `trainee.training_step` on random batches of `source`, through the shared trainer's update."""
+    update_owner = Trainer(trainee, settings, 0, run_dir, NullLogger(), resume=False)
+    update = partial(update_owner.update, build_optimizers(trainee.parameter_groups(model), settings.optimizers))
     rng = np.random.default_rng(0)
     model.train()
 
     def step():
-        task.training_step(model, source.batch(rng.choice(len(source), settings.batch_size, replace=False)), update)
+        trainee.training_step(model, source.batch(rng.choice(len(source), settings.batch_size, replace=False)), update)
 
     return samples_per_second(step, steps, 1)
 
 
-def run_benchmarks(task, settings: OVRDLBenchConfig) -> list[BenchFigure]:
+def run_benchmarks(task, config: OVRDLBenchConfig) -> list[BenchFigure]:
     task.prepare_data()
-    task.data = task._read()
-    method = task.method
-    task.method, task.stage = "plain", "ovrdl"
-    plain_source, _, _ = task.load_data()
-    plain = _steps_per_second(task, task.build_model(), plain_source, settings.steps, task.run_dir / "bench")
-    task.method = "ovrdl"
-    stage1_source, _, _ = task.load_data()
-    stage1_model = task.build_model()
-    stage1 = _steps_per_second(task, stage1_model, stage1_source, settings.steps, task.run_dir / "bench")
-    train = task.data.split == "train"
-    with torch.no_grad():
-        stage1_model.eval()
-        features = torch.stack(stage1_model.features(torch.from_numpy(task.data.images[train]).float() / 255), 1)
-    labels = task.data.attributes[train]
-    rows = confident_rows([np.ones((len(labels), c)) / c for c in task.data.classes], labels, 5.0)
-    mixes = MixSource(features.numpy(), labels, rows, task.aal_config, task.seed)
-    task.method, task.stage = "ovrdl_aal", "aal"
-    stage2 = _steps_per_second(task, task.build_model(), mixes, settings.steps, task.run_dir / "bench")
-    task.method = method
+    data = task.dataset()
+    settings = typed_config(TrainerConfig, task.cfg.trainer, "trainer")
+    directory = task.run_dir / "bench"
+    images, _, _ = task.load_data()
+    measure = partial(_steps_per_second, steps=config.steps, settings=settings, run_dir=directory)
+    stage1_trainee, plain_trainee = task.ovrdl_trainee(plain=False), task.ovrdl_trainee(plain=True)
+    plain = measure(plain_trainee, plain_trainee.build_model(), images)
+    stage1_model = stage1_trainee.build_model()
+    stage1 = measure(stage1_trainee, stage1_model, images)
+    train = data.split == "train"
+    features, _ = stage1_features(stage1_model, data.images[train], task.context.device)
+    labels = data.attributes[train]
+    rows = confident_rows([np.ones((len(labels), c)) / c for c in data.classes], labels, 5.0)
+    mixes = MixSource(features, labels, rows, task.model_config.aal, task.seed)
+    aal_trainee = task.aal_trainee()
+    stage2 = measure(aal_trainee, aal_trainee.build_model(), mixes)
     note = (
-        f"batch {task.trainer_settings.batch_size}, {task.ovrdl_config.adversary_steps} adversary updates per "
+        f"batch {settings.batch_size}, {task.model_config.ovrdl.adversary_steps} adversary updates per "
         f"stage-1 step, {torch.get_num_threads()} threads"
     )
     return [

@@ -10,9 +10,12 @@ that probability). Validation = a random half of each test ⟨class, domain⟩ c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
+
+from common.config import bounded
 
 COLOURS = np.array([[1.0, 0.15, 0.15], [0.15, 1.0, 0.15]], dtype=np.float32)  # red, green strokes
 SECOND_DOMAINS = ("none", "thickness")
@@ -20,21 +23,33 @@ SECOND_DOMAINS = ("none", "thickness")
 
 @dataclass
 class CMNISTConfig:
-    size: int = 16  # image side in pixels
-    second_domain: str = "thickness"  # none | thickness
+    size: int = bounded(16, minimum=6)  # image side in pixels; the CNN encoder needs at least 6
+    second_domain: str = bounded("thickness", choices=SECOND_DOMAINS)
     causal: bool = False  # thickness caused by the colour instead of independent of it
-    causal_strength: float = 0.9
-    train_fraction: float = 0.6  # of the digit images; the rest are drawn in the swapped colours (test + val)
-    seed: int = 0
+    causal_strength: float = bounded(0.9, minimum=0.0, maximum=1.0)
+    train_fraction: float = bounded(0.6, above=0.0, below=1.0)  # the rest: swapped colours (test + val)
+    seed: int = bounded(0, minimum=0)
 
 
-@dataclass
-class CMNIST:
+class CMNIST(NamedTuple):
     images: np.ndarray  # [n, 3, size, size] uint8
     attributes: np.ndarray  # [n, K] int: identity, colour[, thickness]
     split: np.ndarray  # [n] str: train / val / test
     attribute_names: list[str]
     classes: list[int]  # classes per attribute
+
+
+def protocol_classes(config: CMNISTConfig) -> list[int]:
+    """Classes per attribute: the ten digits, the two colours[, the two thicknesses]."""
+    return [10, 2] + ([2] if config.second_domain == "thickness" else [])
+
+
+def resize_images(images: np.ndarray, size: int) -> np.ndarray:
+    """uint8 images [n, 3, h, w] resized to [n, 3, size, size] (unchanged when they have that size)."""
+    if images.shape[2:] == (size, size):
+        return images
+    resized = [cv2.resize(image.transpose(1, 2, 0), (size, size), interpolation=cv2.INTER_AREA) for image in images]
+    return np.stack(resized).transpose(0, 3, 1, 2).copy()
 
 
 def training_colour(digits: np.ndarray) -> np.ndarray:
@@ -44,8 +59,6 @@ def training_colour(digits: np.ndarray) -> np.ndarray:
 
 def build_cmnist(gray: np.ndarray, digits: np.ndarray, config: CMNISTConfig) -> CMNIST:
     """Colour grayscale digits [n, h, w] (any range; scaled to [0, 1]) per the protocol."""
-    if config.second_domain not in SECOND_DOMAINS:
-        raise ValueError(f"second_domain={config.second_domain!r} is not one of {', '.join(SECOND_DOMAINS)}")
     rng = np.random.default_rng(config.seed)
     digits = np.asarray(digits, dtype=np.int64)
     train = rng.random(len(digits)) < config.train_fraction
@@ -69,7 +82,7 @@ def build_cmnist(gray: np.ndarray, digits: np.ndarray, config: CMNISTConfig) -> 
     split = np.where(train, "train", "test").astype(object)
     split[_validation_half(attributes, ~train, rng)] = "val"
     return CMNIST((images * 255).round().astype(np.uint8), attributes, split.astype(str), names,
-                  [10, 2] + ([2] if len(names) == 3 else []))  # fmt: skip
+                  protocol_classes(config))  # fmt: skip
 
 
 def _validation_half(attributes: np.ndarray, held_out: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -20,30 +20,41 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from common.config import bounded
 from common.errors import ConfigError
+
+ENCODERS = ("cnn", "mlp")
 
 
 @dataclass
 class OVRDLConfig:
-    encoder: str = "cnn"  # cnn (2 x conv 3x3, max-pool, dropout, flatten) | mlp (vector data)
-    filters: int = 32
-    mlp_hidden: int = 256
-    feature_dim: int = 128
-    dropout: float = 0.25
-    domain_task_weight: float = 0.1  # w_k for k >= 1 (w_0 = 1)
-    adversarial_weight: float = 0.1  # w_kj = adversarial_weight · λ[j, k]
-    independence: list[list[float]] | None = None  # λ [K, K]; null: 1 − I (every pair independent)
-    adversary_steps: int = 5
+    encoder: str = bounded("cnn", choices=ENCODERS)  # cnn (2 x conv 3x3, max-pool, dropout, flatten) | mlp
+    filters: int = bounded(32, minimum=1)
+    mlp_hidden: int = bounded(256, minimum=1)
+    feature_dim: int = bounded(128, minimum=1)
+    dropout: float = bounded(0.25, minimum=0.0, below=1.0)
+    domain_task_weight: float = bounded(0.1, minimum=0.0)  # w_k for k >= 1 (w_0 = 1)
+    adversarial_weight: float = bounded(0.1, minimum=0.0)  # w_kj = adversarial_weight · λ[j, k]
+    independence: list[list[float]] | None = None  # λ [K, K], entries >= 0; null: 1 − I (every pair independent)
+    adversary_steps: int = bounded(5, minimum=1)
 
 
 def independence_matrix(config: OVRDLConfig, attributes: int) -> np.ndarray:
-    """λ [K, K]: the configured matrix (checked) or 1 − I."""
+    """λ [K, K]: the configured matrix, checked to be K x K with entries >= 0, or 1 − I."""
     if config.independence is None:
         return 1.0 - np.eye(attributes)
-    matrix = np.asarray(config.independence, dtype=np.float64)
-    if matrix.shape != (attributes, attributes):
+    rows = config.independence
+    if len(rows) != attributes or any(len(row) != attributes for row in rows):
+        shape = " x ".join(str(n) for n in (len(rows), *sorted({len(row) for row in rows})))
         raise ConfigError(
-            f"model.ovrdl.independence must be {attributes} x {attributes} (one row per attribute); got {matrix.shape}"
+            f"Bad config value model.ovrdl.independence={rows!r}: λ must be {attributes} x {attributes}, one row "
+            f"and column per attribute of the data (identity, colour[, thickness]); it is {shape}."
+        )
+    matrix = np.asarray(rows, dtype=np.float64)
+    if (matrix < 0).any() or np.isnan(matrix).any():
+        raise ConfigError(
+            f"Bad config value model.ovrdl.independence={rows!r}: every entry of λ must be a number ≥ 0 "
+            "(0 for a causally related pair, 1 for an independent one)."
         )
     return matrix
 
@@ -68,7 +79,7 @@ def build_encoder(config: OVRDLConfig, input_shape: tuple[int, ...]) -> tuple[nn
             nn.Flatten(), nn.Linear(inputs, config.mlp_hidden), nn.ReLU(), nn.Dropout(config.dropout)
         )
         return encoder, config.mlp_hidden
-    raise ConfigError(f"model.ovrdl.encoder={config.encoder!r} is not one of cnn, mlp")
+    raise ConfigError(f"model.ovrdl.encoder={config.encoder!r} is not one of {', '.join(ENCODERS)}")
 
 
 class OVRDL(nn.Module):
@@ -155,3 +166,20 @@ def discriminator_loss(model: OVRDL, images: torch.Tensor, labels: torch.Tensor)
 def adversary_loss(model: OVRDL, images: torch.Tensor, labels: torch.Tensor):
     """(c) Σ_{j≠k} w_kj · MSE(D_kj(f_k), ỹ_j); only E and G are stepped (D is frozen by the caller)."""
     return _adversarial(model, model.features(images), labels, one_versus_rest=True), {}
+
+
+def as_pixels(images: np.ndarray) -> torch.Tensor:
+    """uint8 images [n, 3, h, w] as the float inputs in [0, 1] the networks read."""
+    return torch.from_numpy(images).float() / 255
+
+
+@torch.no_grad()
+def stage1_features(model: OVRDL, images: np.ndarray, device: torch.device, batch_size: int = 512):
+    """Every image's stage-1 features [n, K, d] and per-attribute probabilities D_kk(f_k), from the model in
+    eval mode."""
+    model.eval()
+    pixels = as_pixels(images)
+    chunks = [model.features(pixels[i : i + batch_size].to(device)) for i in range(0, len(pixels), batch_size)]
+    features = [torch.cat([chunk[k] for chunk in chunks]) for k in range(model.attributes)]
+    probabilities = [torch.softmax(model.discriminators[k][k](f), 1).cpu().numpy() for k, f in enumerate(features)]
+    return torch.stack(features, 1).cpu().numpy(), probabilities

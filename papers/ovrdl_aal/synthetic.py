@@ -4,7 +4,6 @@ file (data_cards/synthetic_cmnist.md)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
@@ -19,7 +18,7 @@ def write_dataset(config: CMNISTConfig, folder: Path) -> None:
 
     digits = load_digits()
     data = build_cmnist(digits.images, digits.target, config)
-    np.savez_compressed(folder / "cmnist.npz", **asdict(data))
+    np.savez_compressed(folder / "cmnist.npz", **data._asdict())
 
 
 def read_dataset(folder: Path) -> CMNIST:

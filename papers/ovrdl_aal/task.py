@@ -1,36 +1,41 @@
-"""OVRDL + AAL (Liang et al., CVPR 2019) for the shared runner.
+"""OVRDL + AAL (Liang et al., CVPR 2019) for the shared runner, as declared stages.
 
 `model.name`:
-- ovrdl_aal: stage 1 (OVRDL, its own trainer in <run>/stage1) on the images, then stage 2 (AAL, the run's
-  training) on recombinations of the stage-1 features; the run also records stage 1's own metrics (ovrdl_*);
-- ovrdl: stage 1 alone; plain: the same encoder with the identity's task loss only.
+- ovrdl_aal: stage `ovrdl` (OVRDL on the images, its own schedule of `model.stage1_epochs` epochs), then stage
+  `aal` (AAL on recombinations of the features of stage 1's model, read back from stage 1's directory: the run's
+  model); the run also records stage 1's test metrics (ovrdl_*);
+- ovrdl: stage `ovrdl` alone; plain: stage `plain`, the same encoder with the identity's task loss only.
 Evaluation is on the test ⟨class, domain⟩ cells (all unseen in training): identity scores give the mean
 one-versus-rest AUC, FAR and FRR at each identity's EER threshold chosen on the validation half of those
-cells, TAR at FAR = 1% and top-1 accuracy; their per-sample contributions (contributions.py) go to units.npz.
+cells, TAR at FAR = 1% and top-1 accuracy; their per-sample contributions (contributions.py) go to units.npz,
+the thresholds to the last stage's thresholds.json for mode=predict (prediction.py).
 `scorer=oracle|trivial_chance|trivial_colour` scores the test cells without learning (no_learning.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import json
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from common.config import require_choice, typed_config
+from common.checkpoint import trained_weights
+from common.config import bounded, require_choice, typed_config
 from common.data.generated import dataset_root
-from common.logging import NullLogger
-from common.metrics.ranking import auc
-from common.metrics.verification import authentication_metrics
+from common.errors import ConfigError, DatasetError
+from common.seeding import seed_everything
+from common.stages import STAGE_FILE, Stage, StageContext, StageOutcome
 from common.task import PaperTask
-from common.trainer import Trainer, TrainerConfig
+from common.trainer import TrainerConfig
 from common.units import UnitContributions
-from papers.ovrdl_aal.aal import AAL, AALConfig, MixSource, confident_rows
-from papers.ovrdl_aal.cmnist import CMNIST, CMNISTConfig
+from papers.ovrdl_aal.aal import AALConfig, MixSource, confident_rows
+from papers.ovrdl_aal.cmnist import CMNIST, CMNISTConfig, protocol_classes, resize_images
 from papers.ovrdl_aal.contributions import add_authentication_contributions, sample_units
 from papers.ovrdl_aal.data import read_mnist_cmnist
+from papers.ovrdl_aal.image_folder import DigitImagesConfig, read_digit_images
 from papers.ovrdl_aal.no_learning import (
     SCORERS,
     chance_scores,
@@ -39,22 +44,42 @@ from papers.ovrdl_aal.no_learning import (
     oracle_scores,
     stroke_colour,
 )
-from papers.ovrdl_aal.ovrdl import OVRDL, OVRDLConfig, adversary_loss, discriminator_loss, task_loss
+from papers.ovrdl_aal.ovrdl import OVRDL, OVRDLConfig, as_pixels, independence_matrix, stage1_features
+from papers.ovrdl_aal.prediction import (
+    SCORES_FILE,
+    batched_scores,
+    identity_thresholds,
+    metrics_at_thresholds,
+    read_thresholds,
+    write_scores,
+    write_thresholds,
+)
 from papers.ovrdl_aal.synthetic import ensure_dataset, read_dataset
+from papers.ovrdl_aal.trainees import SPLITS, AALTrainee, OVRDLTrainee, has_test_rows, identity_metrics, rows_by_split
 
-DATASETS = ("synthetic_cmnist", "mnist")
 METHODS = ("ovrdl_aal", "ovrdl", "plain")
-SPLITS = ("train", "val", "test")
 SOURCE_SPLITS = (("train",), ("val",), ("val", "test"))  # the trainer's training, validation and test sources
+STAGE1_OUTPUTS_FILE = "test_outputs.npz"
+
+
+@dataclass
+class OVRDLAALModelConfig:
+    name: str = bounded("ovrdl_aal", choices=METHODS)  # both stages | stage 1 alone | identity loss only
+    stage1_epochs: int = bounded(20, minimum=1)  # stage 1's schedule in a two-stage run (trainer.* otherwise)
+    ovrdl: OVRDLConfig = field(default_factory=OVRDLConfig)
+    aal: AALConfig = field(default_factory=AALConfig)
 
 
 @dataclass
 class CMNISTDataConfig:
-    name: str = "synthetic_cmnist"
+    name: str = bounded("synthetic_cmnist", choices=("synthetic_cmnist", "mnist"))
     root: str | None = None  # MNIST in torchvision's layout (<root>/MNIST/raw); never downloaded
     cache_dir: str = ".cache/reprozoo"
     data_card: str = "data_cards/synthetic_cmnist.md"
     protocol: CMNISTConfig = field(default_factory=CMNISTConfig)
+
+
+DATA_CONFIGS = {"synthetic_cmnist": CMNISTDataConfig, "mnist": CMNISTDataConfig, "digit_images": DigitImagesConfig}
 
 
 class RowSource:
@@ -67,39 +92,38 @@ class RowSource:
         return len(self.labels)
 
     def batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
-        inputs = torch.from_numpy(self.inputs[indices])
+        inputs = self.inputs[indices]
         return {
-            "inputs": inputs.float() / 255 if self.images else inputs.float(),
+            "inputs": as_pixels(inputs) if self.images else torch.from_numpy(inputs).float(),
             "labels": torch.from_numpy(self.labels[indices]),
             "split": torch.from_numpy(self.split[indices]),
         }
 
 
-def has_test_rows(outputs: dict[str, np.ndarray]) -> bool:
-    """Whether the outputs are the test pass's (validation and test rows) rather than the validation pass's."""
-    return bool(np.any(outputs["split"].astype(int) == SPLITS.index("test")))
-
-
-def rows_by_split(outputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The test rows' scores and identities, then the validation rows' (which set the thresholds)."""
-    scores, labels = outputs["scores"], outputs["label"].astype(int)
-    test = outputs["split"].astype(int) == SPLITS.index("test")
-    return scores[test], labels[test], scores[~test], labels[~test]
+def trained_protocol(trained_run: Path) -> CMNISTConfig:
+    """The protocol a finished run's model was trained on (its input size and attributes), from its record."""
+    record = json.loads((trained_run / "results.json").read_text(encoding="utf-8"))
+    protocol = (record.get("typed_config") or {}).get("data", {}).get("protocol")
+    if protocol is None:
+        raise ConfigError(f"{trained_run}/results.json records no typed data.protocol: retrain it with this code.")
+    return typed_config(CMNISTConfig, protocol, "data.protocol")
 
 
 class OVRDLAALTask(PaperTask):
     def __init__(self, cfg, context, run_dir: Path):
         super().__init__(cfg, context, run_dir)
-        self.method = str(cfg.model.name)
-        require_choice(self.method, METHODS, "model.name")
-        self.ovrdl_config = typed_config(OVRDLConfig, cfg.model.ovrdl, "model.ovrdl")
-        self.aal_config = typed_config(AALConfig, cfg.model.aal, "model.aal")
-        self.data_config = typed_config(CMNISTDataConfig, cfg.data, "data")
-        require_choice(self.data_config.name, DATASETS, "data.name")
-        self.trainer_settings = typed_config(TrainerConfig, cfg.trainer, "trainer")
-        self.stage1_epochs = int(cfg.model.stage1_epochs)
+        self.model_config = typed_config(OVRDLAALModelConfig, cfg.model, "model")
+        name = require_choice(cfg.data.get("name"), tuple(DATA_CONFIGS), "data.name")
+        self.data_config = typed_config(DATA_CONFIGS[name], cfg.data, "data")
+        predicting = cfg.mode.name == "predict"
+        if name == "digit_images" and not predicting:
+            raise ConfigError("data=digit_images holds new images to authenticate: use it with mode=predict only.")
+        protocol = trained_protocol(Path(str(cfg.from_run))) if predicting else self.data_config.protocol
+        self.input_size = protocol.size
+        self.attribute_classes = protocol_classes(protocol)  # what the model learns to tell apart
+        independence_matrix(self.model_config.ovrdl, len(self.attribute_classes))  # λ checked before any data
+        self.method = self.model_config.name
         self.seed = int(cfg.seed)
-        self.stage = "aal" if self.method == "ovrdl_aal" else "ovrdl"
         self.data: CMNIST | None = None
         self.extra_metrics: dict[str, float] = {}
         self.stage1_outputs: dict[str, np.ndarray] = {}  # stage 1's test outputs (ovrdl_aal), for its units
@@ -108,127 +132,168 @@ class OVRDLAALTask(PaperTask):
     def model_name(self) -> str:
         return self.method
 
+    @property
+    def first_stage(self) -> str:
+        """The stage training the encoder on the images: `plain` for the plain classifier, else `ovrdl`."""
+        return "plain" if self.method == "plain" else "ovrdl"
+
     def _root(self) -> Path:
         config = self.data_config
+        if config.name == "digit_images":
+            if not config.root:
+                raise DatasetError(
+                    f"data=digit_images needs data.root=<a folder of PNG/JPEG images>; {config.data_card}."
+                )
+            return Path(config.root)
         generate = partial(ensure_dataset, config.protocol, Path(config.cache_dir))
         return dataset_root(config.name, config.root, config.data_card, "synthetic_cmnist", generate)
 
     def prepare_data(self) -> None:
         self._root()
 
-    def _read(self) -> CMNIST:
-        if self.data_config.name == "synthetic_cmnist":
-            return read_dataset(self._root())
-        return read_mnist_cmnist(self._root(), self.data_config.protocol, self.data_config.data_card)
-
-    @property
-    def classes(self) -> list[int]:
-        """Classes per attribute the model learns: every attribute, or the identity alone (plain)."""
-        return self.data.classes[:1] if self.method == "plain" else list(self.data.classes)
+    def dataset(self) -> CMNIST:
+        """The coloured digits of this run (read once)."""
+        if self.data is None:
+            if self.data_config.name == "synthetic_cmnist":
+                self.data = read_dataset(self._root())
+            else:
+                self.data = read_mnist_cmnist(self._root(), self.data_config.protocol, self.data_config.data_card)
+        return self.data
 
     def _rows(self, inputs: np.ndarray, splits: tuple[str, ...], images: bool) -> RowSource:
-        chosen = np.isin(self.data.split, splits)
-        split = np.array([SPLITS.index(s) for s in self.data.split[chosen]])
-        return RowSource(inputs[chosen], self.data.attributes[chosen][:, : len(self.classes)], split, images)
+        data = self.dataset()
+        chosen = np.isin(data.split, splits)
+        split = np.array([SPLITS.index(s) for s in data.split[chosen]])
+        return RowSource(inputs[chosen], data.attributes[chosen], split, images)
 
     def _sources(self, inputs: np.ndarray, images: bool) -> tuple[RowSource, RowSource, RowSource]:
         """Training rows, validation rows, and validation with test rows (the test pass sets its thresholds on
         the validation rows)."""
         return tuple(self._rows(inputs, splits, images) for splits in SOURCE_SPLITS)
 
-    def load_data(self):
-        self.data = self._read()
-        if self.stage == "ovrdl" or self.cfg.get("scorer"):  # a no-learning row scores the images, trains nothing
-            return self._sources(self.data.images, True)
-        features, probabilities = self.run_stage1()
-        train = self.data.split == "train"
-        labels = self.data.attributes[train]
-        rows = confident_rows([p[train] for p in probabilities], labels, self.aal_config.confidence_percentile)
-        mixes = MixSource(features[train], labels, rows, self.aal_config, self.seed)
-        _, val, test = self._sources(features, False)
-        return mixes, val, test
+    def load_data(self) -> tuple[RowSource, RowSource, RowSource]:
+        """The image rows (what stage 1 trains on and a no-learning row scores)."""
+        return self._sources(self.dataset().images, True)
 
-    def run_stage1(self) -> tuple[np.ndarray, list[np.ndarray]]:
-        """OVRDL with its own trainer (in <run>/stage1); its test metrics are kept as ovrdl_*. Returns every
-        row's stage-1 features [n, K, d] and per-attribute probabilities D_kk(f_k)."""
-        stage1 = OVRDLAALTask(self.cfg, self.context, self.run_dir / "stage1")
-        stage1.method, stage1.stage, stage1.data = "ovrdl", "ovrdl", self.data
-        settings = replace(self.trainer_settings, max_epochs=self.stage1_epochs, max_steps=None)
-        trainer = Trainer(stage1, settings, self.seed, stage1.run_dir, NullLogger(), bool(self.cfg.resume))
-        images = self.data.images
-        result = trainer.fit(*stage1._sources(images, True))
-        self.extra_metrics = {f"ovrdl_{name}": value for name, value in result.metrics.items()}
-        self.stage1_outputs = result.test_outputs
-        model = result.model.eval()
-        with torch.no_grad():
-            pixels = torch.from_numpy(images).float() / 255
-            chunks = [model.features(pixels[i : i + 512].to(self.context.device)) for i in range(0, len(pixels), 512)]
-            features = [torch.cat([chunk[k] for chunk in chunks]) for k in range(model.attributes)]
-            probabilities = [
-                torch.softmax(model.discriminators[k][k](f), 1).cpu().numpy() for k, f in enumerate(features)
-            ]
-        return torch.stack(features, 1).cpu().numpy(), probabilities
+    # the trainees of the stages
+
+    def encoder_classes(self, plain: bool) -> list[int]:
+        """Classes per attribute the encoder learns: every attribute, or the identity alone (plain)."""
+        return self.attribute_classes[:1] if plain else self.attribute_classes
+
+    def ovrdl_trainee(self, plain: bool | None = None, priors: list[np.ndarray] | None = None) -> OVRDLTrainee:
+        """Stage 1's trainee, or with `plain` (default: whether this run is the plain classifier) the identity's
+        alone with its task loss only; the class priors (the one-versus-rest targets) from the training rows
+        unless given."""
+        plain = self.method == "plain" if plain is None else plain
+        classes = self.encoder_classes(plain)
+        if priors is None:
+            train = self.dataset().attributes[self.dataset().split == "train"]
+            priors = [np.bincount(train[:, k], minlength=c) / len(train) for k, c in enumerate(classes)]
+        config = replace(self.model_config.ovrdl, independence=None) if plain else self.model_config.ovrdl
+        shape = (3, self.input_size, self.input_size)
+        return OVRDLTrainee(self.context, "plain" if plain else "ovrdl", config, shape, classes, priors)
+
+    def aal_trainee(self) -> AALTrainee:
+        config = self.model_config
+        return AALTrainee(self.context, config.aal, config.ovrdl.feature_dim, self.attribute_classes)
+
+    def final_trainee(self) -> OVRDLTrainee | AALTrainee:
+        """The trainee of the run's model (the last stage's)."""
+        return self.aal_trainee() if self.method == "ovrdl_aal" else self.ovrdl_trainee()
 
     def build_model(self):
-        if self.stage == "aal":
-            return AAL(self.aal_config, self.ovrdl_config.feature_dim, self.classes)
-        train = self.data.attributes[self.data.split == "train"]
-        priors = [np.bincount(train[:, k], minlength=c) / len(train) for k, c in enumerate(self.classes)]
-        config = replace(self.ovrdl_config, independence=None) if self.method == "plain" else self.ovrdl_config
-        return OVRDL(config, self.data.images.shape[1:], self.classes, priors)
-
-    def parameter_groups(self, model):
-        if self.stage == "aal":
-            return {"aal": list(model.parameters())}
-        return model.parameter_groups()
+        return self.final_trainee().build_model()
 
     def loss(self, model, batch):
-        if self.stage == "aal":
-            return model.loss(batch["features"], batch["labels"], seen=True), {}
-        return task_loss(model, batch["inputs"], batch["labels"])
-
-    def training_step(self, model, batch, update):
-        if self.stage == "aal":
-            return self._aal_step(model, batch, update)
-        logs = update(lambda: task_loss(model, batch["inputs"], batch["labels"]), ["task"])
-        if not model.pairs():  # plain, or λ = 0 everywhere: the task loss is the whole objective
-            return logs
-        logs["discriminator_loss"] = update(
-            lambda: discriminator_loss(model, batch["inputs"], batch["labels"]), ["discriminator"]
-        )["loss"]
-        for _ in range(self.ovrdl_config.adversary_steps):
-            step = update(lambda: adversary_loss(model, batch["inputs"], batch["labels"]), ["adversary"])
-            logs["adversary_loss"] = step["loss"]
-        return logs
-
-    def _aal_step(self, model, batch, update):
-        """The seen mixes' update, then the unseen mixes' (each skipped when the batch has none)."""
-        logs = {}
-        for name, rows in (("seen", batch["seen"]), ("unseen", ~batch["seen"])):
-            if rows.any():
-                features, labels = batch["features"][rows], batch["labels"][rows]
-                step = update(lambda f=features, y=labels, s=(name == "seen"): (model.loss(f, y, seen=s), {}), ["aal"])
-                logs[f"{name}_loss"] = step["loss"]
-        return {"loss": sum(logs.values()), **logs}
+        return self.final_trainee().loss(model, batch)
 
     def predict(self, model, batch):
-        return {
-            "scores": model(batch["inputs"]),
-            "label": batch["labels"][:, 0].float(),
-            "split": batch["split"].float(),
-        }
+        return self.final_trainee().predict(model, batch)
 
     def metrics(self, outputs):
-        """Validation pass: mean one-vs-rest AUC and accuracy on the validation rows. Test pass (validation
-        and test rows together): the authentication metrics on the test rows, thresholds from the validation rows."""
-        scores, labels = outputs["scores"], outputs["label"].astype(int)
-        if not has_test_rows(outputs):
-            identities = [i for i in np.unique(labels) if 0 < (labels == i).sum() < len(labels)]
-            return {
-                "auc": float(np.mean([auc((labels == i).astype(int), scores[:, i]) for i in identities])),
-                "accuracy": float(np.mean(scores.argmax(1) == labels)),
-            }
-        return authentication_metrics(*rows_by_split(outputs))
+        return identity_metrics(outputs)
+
+    # the stages
+
+    def stages(self) -> list[Stage]:
+        if self.method != "ovrdl_aal":
+            describe = "the identity's task loss on the images" if self.method == "plain" else "OVRDL on the images"
+            return [Stage(self.first_stage, describe, self._run_first_stage, config=self._first_stage_config)]
+        return [
+            Stage("ovrdl", "OVRDL on the images: task, discriminator and adversary updates", self._run_first_stage,
+                  restore=self._restore_first_stage, config=self._first_stage_config),
+            Stage("aal", "AAL: seen and unseen updates over recombined stage-1 features", self._run_aal,
+                  config=self._aal_stage_config),
+        ]  # fmt: skip
+
+    def _first_stage_settings(self, settings: TrainerConfig) -> TrainerConfig:
+        """Stage 1 of a two-stage run keeps its own schedule; a one-stage run trains with trainer.* as given."""
+        if self.method != "ovrdl_aal":
+            return settings
+        return replace(settings, max_epochs=self.model_config.stage1_epochs, max_steps=None)
+
+    def _first_stage_config(self) -> dict:
+        settings = typed_config(TrainerConfig, self.cfg.trainer, "trainer")
+        return {"ovrdl": asdict(self.ovrdl_trainee().config), "trainer": asdict(self._first_stage_settings(settings))}
+
+    def _aal_stage_config(self) -> dict:
+        return {
+            "aal": asdict(self.model_config.aal),
+            "trainer": asdict(typed_config(TrainerConfig, self.cfg.trainer, "trainer")),
+        }
+
+    def _run_first_stage(self, context: StageContext) -> StageOutcome:
+        seed_everything(context.seed, context.settings.deterministic)
+        settings = self._first_stage_settings(context.settings)
+        result = context.fit(self.ovrdl_trainee(), self.load_data(), settings)
+        if self.method == "ovrdl_aal":
+            np.savez(context.directory / STAGE1_OUTPUTS_FILE, **result.test_outputs)
+            self._keep_stage1(result.metrics, result.test_outputs)
+        else:
+            write_thresholds(identity_thresholds(result.test_outputs), context.directory)
+        return StageOutcome(result.metrics, result)
+
+    def _restore_first_stage(self, context: StageContext) -> StageOutcome:
+        """Stage 1's test metrics (its stage.json) and outputs, as it left them; its model stays in its checkpoints."""
+        metrics = json.loads((context.directory / STAGE_FILE).read_text(encoding="utf-8"))["metrics"]
+        with np.load(context.directory / STAGE1_OUTPUTS_FILE) as archive:
+            self._keep_stage1(metrics, dict(archive))
+        return StageOutcome(metrics)
+
+    def _keep_stage1(self, metrics: dict[str, float], outputs: dict[str, np.ndarray]) -> None:
+        self.extra_metrics = {f"ovrdl_{name}": value for name, value in metrics.items()}
+        self.stage1_outputs = outputs
+
+    def _run_aal(self, context: StageContext) -> StageOutcome:
+        """AAL on recombinations of the features of stage 1's model, read from stage 1's directory."""
+        seed_everything(context.seed, context.settings.deterministic)
+        data = self.dataset()
+        stage1 = self.trained_ovrdl(context.directory.parent / "ovrdl")
+        features, probabilities = stage1_features(stage1, data.images, self.context.device)
+        train = data.split == "train"
+        labels = data.attributes[train]
+        config = self.model_config.aal
+        rows = confident_rows([p[train] for p in probabilities], labels, config.confidence_percentile)
+        mixes = MixSource(features[train], labels, rows, config, context.seed)
+        _, val, test = self._sources(features, False)
+        result = context.fit(self.aal_trainee(), (mixes, val, test))
+        write_thresholds(identity_thresholds(result.test_outputs), context.directory)
+        return StageOutcome(result.metrics, result)
+
+    def trained_ovrdl(self, directory: Path) -> OVRDL:
+        """The encoder network a finished stage 1 (or plain / ovrdl run) left in `directory`."""
+        uniform = [np.full(c, 1 / c) for c in self.encoder_classes(self.method == "plain")]  # the weights hold them
+        return self._load(self.ovrdl_trainee(priors=uniform).build_model(), directory)
+
+    def _load(self, model: torch.nn.Module, directory: Path) -> torch.nn.Module:
+        try:
+            model.load_state_dict(trained_weights(directory))
+        except RuntimeError as error:
+            raise DatasetError(f"the weights in {directory} do not fit this run's model.{str(error)[:300]}") from None
+        return model.to(self.context.device).eval()
+
+    # the run record
 
     def test_units(self, outputs: dict[str, np.ndarray]) -> UnitContributions | None:
         """Per test sample, stratified by identity: the test metrics but TAR, and stage 1's (ovrdl_*) beside
@@ -240,6 +305,45 @@ class OVRDLAALTask(PaperTask):
         if self.stage1_outputs:
             add_authentication_contributions(units, *rows_by_split(self.stage1_outputs), prefix="ovrdl_")
         return units
+
+    def record_metrics(self, test_metrics):
+        return {**test_metrics, **self.extra_metrics}
+
+    # mode=predict
+
+    def predict_new_data(self, trained_run: Path, output_dir: Path) -> dict[str, float]:
+        """Identity scores of every new image (scores.csv), and the authentication metrics at the trained run's
+        thresholds where the images have identities: a digit_images folder with labels, or the test rows of a
+        generated draw or of MNIST."""
+        files, images, identities = self._new_images()
+        scores = self.identity_scores(trained_run, images)
+        write_scores(output_dir / SCORES_FILE, files, scores)
+        if identities is None:
+            return {}
+        final_stage = "aal" if self.method == "ovrdl_aal" else self.first_stage
+        return metrics_at_thresholds(scores, identities, read_thresholds(trained_run / final_stage))
+
+    def _new_images(self) -> tuple[list[str], np.ndarray, np.ndarray | None]:
+        if self.data_config.name == "digit_images":
+            folder = read_digit_images(self.data_config, self._root(), self.input_size, self.attribute_classes[0])
+            return folder.files, folder.images, folder.identities
+        data = self.dataset()
+        rows = np.flatnonzero(data.split == "test")
+        files = [f"{self.data_config.name}:{row}" for row in rows]
+        return files, resize_images(data.images[rows], self.input_size), data.attributes[rows, 0]
+
+    def identity_scores(self, trained_run: Path, images: np.ndarray) -> np.ndarray:
+        """The trained run's identity scores [n, identities] of uint8 images at its input size."""
+        batch_size = typed_config(TrainerConfig, self.cfg.trainer, "trainer").eval_batch_size
+        device = self.context.device
+        encoder = self.trained_ovrdl(trained_run / self.first_stage)
+        if self.method != "ovrdl_aal":
+            return batched_scores(encoder, as_pixels(images), device, batch_size)
+        features, _ = stage1_features(encoder, images, device, batch_size)
+        aal = self._load(self.aal_trainee().build_model(), trained_run / "aal")
+        return batched_scores(aal, torch.from_numpy(features), device, batch_size)
+
+    # no-learning rows and benchmarks
 
     def no_learning_scorers(self) -> tuple[str, ...]:
         return SCORERS
@@ -257,18 +361,15 @@ class OVRDLAALTask(PaperTask):
         }
 
     def _no_learning_scores(self, name: str, images: np.ndarray, identities: np.ndarray) -> np.ndarray:
-        classes = self.data.classes[0]
+        data = self.dataset()
+        classes = data.classes[0]
         if name == "oracle":
             return oracle_scores(identities, classes)
         if name == "trivial_chance":
             return chance_scores(len(images), classes, self.seed)
-        train = self.data.split == "train"  # trivial_colour: the training split's colour-identity counts only
-        training_colours = stroke_colour(self.data.images[train])
-        frequencies = colour_identity_frequencies(training_colours, self.data.attributes[train, 0], classes)
+        train = data.split == "train"  # trivial_colour: the training split's colour-identity counts only
+        frequencies = colour_identity_frequencies(stroke_colour(data.images[train]), data.attributes[train, 0], classes)
         return colour_scores(images, frequencies)
-
-    def record_metrics(self, test_metrics):
-        return {**test_metrics, **self.extra_metrics}
 
     def bench(self):
         from papers.ovrdl_aal.bench import OVRDLBenchConfig, run_benchmarks
