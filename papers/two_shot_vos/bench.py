@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from common.bench import BenchFigure, throughput_figure
+from common.config import bounded
 from papers.two_shot_vos.inference import build_bank, segment_video
 from papers.two_shot_vos.sampling import normalize
 from papers.two_shot_vos.stcn import STCN
@@ -19,11 +20,11 @@ from papers.two_shot_vos.stcn import STCN
 
 @dataclass
 class VOSBenchConfig:
-    videos: int = 4  # validation videos timed
+    videos: int = bounded(4, minimum=1)  # validation videos timed
     full: dict = field(
         default_factory=lambda: {"key_backbone": "resnet50", "value_dim": 512, "decoder_dims": [512, 256, 256]}
     )
-    threads: int = 0  # 0: all cores
+    threads: int = bounded(0, minimum=0)  # 0: all cores
 
 
 def _rate(function, frames: int) -> float:
@@ -51,7 +52,7 @@ def run_benchmarks(task, settings: VOSBenchConfig) -> list[BenchFigure]:
     if settings.threads:
         torch.set_num_threads(settings.threads)
     task.prepare_data()
-    videos = task._read(task.data_config.val_split, None)[: settings.videos]
+    videos = task.read_split(task.data_config.val_split, None)[: settings.videos]
     size = "x".join(map(str, videos[0].frames.shape[1:3]))
     figures = []
     configurations = {"reduced": task.model_config, "full": replace(task.model_config, **settings.full)}

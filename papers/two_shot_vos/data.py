@@ -131,6 +131,23 @@ def _stems(frames: list[str]) -> list[str]:
     return [Path(frame).stem for frame in frames]
 
 
+def davis_video_names(root: Path, split: str, data_card: str, resolution: str = RESOLUTION) -> list[str]:
+    """The videos of `split` listed in ImageSets/2017/<split>.txt; a folder without that listing (videos to
+    segment) gives every video folder under JPEGImages/<resolution>."""
+    root = Path(root)
+    listing = root / "ImageSets" / "2017" / f"{split}.txt"
+    if listing.is_file():
+        return [line.strip() for line in listing.read_text().splitlines() if line.strip()]
+    folders = sorted(path.name for path in (root / "JPEGImages" / resolution).glob("*") if path.is_dir())
+    if not folders:
+        raise DatasetError(
+            f"DAVIS folder {root} lacks ImageSets/2017/{split}.txt and holds no videos under JPEGImages/{resolution}; "
+            f"expected the DAVIS 2017 layout (JPEGImages/{resolution}, Annotations/{resolution}, ImageSets/2017); "
+            f"see {data_card}."
+        )
+    return folders
+
+
 def read_davis(
     root: Path,
     split: str,
@@ -139,17 +156,19 @@ def read_davis(
     size: tuple[int, int] | None = None,
     resolution: str = RESOLUTION,
     annotations: Path | None = None,
+    listed_only: bool = True,
 ) -> list[Video]:
-    """Videos of `split` (ImageSets/2017/<split>.txt). With `labeled`, only those frames' masks are read;
-    `annotations` replaces <root>/Annotations/<resolution> (e.g. a pseudo-label bank in the same layout)."""
+    """Videos of `split` (ImageSets/2017/<split>.txt; with `listed_only` false, every video folder when that
+    listing is absent). With `labeled`, only those frames' masks are read; `annotations` replaces
+    <root>/Annotations/<resolution> (e.g. a pseudo-label bank in the same layout)."""
     root = Path(root)
     listing = root / "ImageSets" / "2017" / f"{split}.txt"
-    if not listing.is_file():
+    if listed_only and not listing.is_file():
         raise DatasetError(
             f"DAVIS folder {root} lacks {listing.relative_to(root)}; expected the DAVIS 2017 layout "
             f"(JPEGImages/{resolution}, Annotations/{resolution}, ImageSets/2017); see {data_card}."
         )
-    videos = [line.strip() for line in listing.read_text().splitlines() if line.strip()]
+    videos = davis_video_names(root, split, data_card, resolution)
     mask_root = annotations or root / "Annotations" / resolution
     return [
         _read_video(

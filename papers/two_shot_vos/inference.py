@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from common.config import bounded
 from papers.two_shot_vos.data import Video, save_index_mask
 from papers.two_shot_vos.interface import VOSModel, soft_aggregate
 from papers.two_shot_vos.sampling import normalize
@@ -18,8 +19,8 @@ from papers.two_shot_vos.sampling import normalize
 
 @dataclass
 class InferenceConfig:
-    top_k: int = 20  # memory entries each query position reads (STCN: 20)
-    mem_every: int = 5  # a predicted frame joins the memory every this many frames (STCN: 5)
+    top_k: int = bounded(20, minimum=1)  # memory entries each query position reads (STCN: 20)
+    mem_every: int = bounded(5, minimum=1)  # a predicted frame joins the memory every this many frames (STCN: 5)
 
 
 class Propagation:

@@ -3,16 +3,20 @@ YouTube-VOS submission (palette PNGs in the CodaLab layout, zipped)."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
-from papers.two_shot_vos.data import Video, davis_palette, save_index_mask
-from papers.two_shot_vos.inference import InferenceConfig, Propagation, segment_video, to_index_mask
+from papers.two_shot_vos.data import Video, davis_palette
+from papers.two_shot_vos.inference import InferenceConfig, segment_video
 from papers.two_shot_vos.interface import VOSModel
+from papers.two_shot_vos.prediction import (
+    first_appearances,
+    segment_from_annotations,
+    write_video_masks,
+    zip_submission,
+)
 from papers.two_shot_vos.sampling import normalize
 
 PALETTE = np.array(davis_palette(), dtype=np.uint8).reshape(256, 3)
@@ -51,21 +55,12 @@ def write_overlays(model: VOSModel, videos: list[Video], folder: Path, settings:
     return images
 
 
-@torch.no_grad()
 def export_youtube_submission(
     model: VOSModel, videos: list[Video], folder: Path, settings: InferenceConfig, device
 ) -> Path:
     """YouTube-VOS's CodaLab layout: Annotations/<video>/<frame>.png for every frame, from the given
     annotations (each object's first appearance) propagated forward; zipped as <folder>.zip."""
     for video in videos:
-        objects = video.objects
-        out = folder / "Annotations" / video.name
-        out.mkdir(parents=True, exist_ok=True)
-        if not objects:
-            continue
-        frames = normalize(video.frames).to(device)
-        outputs = Propagation(model, frames, objects, settings).run(list(range(len(frames))), video.masks)
-        for index, name in enumerate(video.frame_names):
-            mask = to_index_mask(outputs[index], objects) if index in outputs else np.zeros(frames.shape[-2:], np.uint8)
-            save_index_mask(out / f"{name}.png", mask)
-    return Path(shutil.make_archive(str(folder), "zip", folder))
+        masks = segment_from_annotations(model, video, first_appearances(video.masks), settings, device)
+        write_video_masks(folder / "Annotations" / video.name, video, masks)
+    return zip_submission(folder, folder)

@@ -8,11 +8,12 @@ reversed with p = 0.5), the naive two-shot one (that sampler over the two labele
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from common.config import bounded
 from papers.two_shot_vos.data import Video
 from papers.two_shot_vos.training import IGNORE
 
@@ -23,12 +24,14 @@ STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
 
 @dataclass
 class SamplingConfig:
-    crop: list[int] = field(default_factory=lambda: [96, 96])  # [H, W] of training crops
-    samples_per_video: int = 8  # triplets per video per epoch
-    max_skip_start: int = 5
-    max_skip_values: list[int] = field(default_factory=lambda: [10, 15, 20, 25, 5])  # STCN's curriculum
-    max_skip_at: list[float] = field(default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.9])  # fractions of training
-    both_labeled_probability: float = 0.5  # phase 1: force both labeled frames into the triplet
+    crop: list[int] = bounded(default_factory=lambda: [96, 96], minimum=1)  # [H, W] of training crops
+    samples_per_video: int = bounded(8, minimum=1)  # triplets per video per epoch
+    max_skip_start: int = bounded(5, minimum=1)
+    max_skip_values: list[int] = bounded(default_factory=lambda: [10, 15, 20, 25, 5], minimum=1)  # STCN's curriculum
+    max_skip_at: list[float] = bounded(  # fractions of training where each max-skip value starts
+        default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.9], minimum=0.0, maximum=1.0, same_length_as="max_skip_values"
+    )
+    both_labeled_probability: float = bounded(0.5, minimum=0.0, maximum=1.0)  # phase 1: both labeled frames in
 
 
 def max_skip(settings: SamplingConfig, fraction: float) -> int:

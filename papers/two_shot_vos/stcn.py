@@ -7,13 +7,14 @@ affinity read over the memory (top-k at inference), and a decoder with stride-8 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional
 
 from common.backbones import feature_backbone
+from common.config import bounded
 from papers.two_shot_vos.interface import KeyFeatures, VOSModel
 
 
@@ -21,9 +22,9 @@ from papers.two_shot_vos.interface import KeyFeatures, VOSModel
 class STCNConfig:
     key_backbone: str = "resnet18"  # full STCN: resnet50
     value_backbone: str = "resnet18"  # full STCN: resnet18
-    key_dim: int = 64
-    value_dim: int = 128  # full STCN: 512
-    decoder_dims: list[int] = field(default_factory=lambda: [128, 64, 64])  # full STCN: [512, 256, 256]
+    key_dim: int = bounded(64, minimum=1)
+    value_dim: int = bounded(128, minimum=1)  # full STCN: 512
+    decoder_dims: list[int] = bounded(default_factory=lambda: [128, 64, 64], minimum=1)  # full: [512, 256, 256]
     key_weights: str | None = None  # a local timm checkpoint of the key backbone (nothing is downloaded)
     value_weights: str | None = None
     freeze_batchnorm: bool = True  # STCN trains with BatchNorm frozen

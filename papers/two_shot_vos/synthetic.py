@@ -17,21 +17,22 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
+from common.config import bounded
 from common.data.generated import ensure_generated
 from papers.two_shot_vos.data import RESOLUTION, save_index_mask
 
 
 @dataclass
 class SyntheticVOSConfig:
-    train_videos: int = 24
-    val_videos: int = 8
-    min_frames: int = 20
-    max_frames: int = 30
-    height: int = 96
-    width: int = 128
-    max_objects: int = 3
-    colour_drift: float = 0.6  # how far an object's colours move over a video (fraction of their range)
-    seed: int = 0
+    train_videos: int = bounded(24, minimum=1)
+    val_videos: int = bounded(8, minimum=1)
+    min_frames: int = bounded(20, minimum=3)  # two labeled frames, and a frame between first and last to score
+    max_frames: int = bounded(30, minimum=3)  # at least min_frames
+    height: int = bounded(96, minimum=16)  # STCN's keys are at stride 16
+    width: int = bounded(128, minimum=16)
+    max_objects: int = bounded(3, minimum=1, maximum=254)  # object indices in palette PNGs (255: ignore)
+    colour_drift: float = bounded(0.6, minimum=0.0, maximum=1.0)  # how far objects' colours move over a video
+    seed: int = bounded(0, minimum=0)
 
 
 def _texture(rng: np.random.Generator, height: int, width: int, scale: int) -> np.ndarray:

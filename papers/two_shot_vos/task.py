@@ -1,75 +1,71 @@
-"""Two-shot VOS (Yan et al., CVPR 2023) for the shared runner.
-
-`recipe.mode`:
-- two_shot: phase 1 (labeled-frame triplets, then semi triplets with EMA-teacher pseudo labels), the
-  pseudo-label bank (four passes per video, merged), phase 2 (from the same initialization, on the bank,
-  with 0.99 in-batch relabeling); phase 1 and the bank run first, phase 2 is the run's training;
-- phase1: phase 1 alone; naive: triplets of the two labeled frames only; full: every frame labeled.
+"""Two-shot VOS (Yan et al., CVPR 2023) for the shared runner, as declared stages (`recipe.mode`):
+- two_shot: `phase1` (labeled-frame triplets, then semi triplets with EMA-teacher pseudo labels), `bank` (the
+  phase-1 model's four-pass pseudo labels of every training frame, palette PNGs in the stage directory) and
+  `phase2` (from the same initialization, on the bank, with 0.99 in-batch relabeling: the run's model);
+- phase1: `phase1` alone; naive: `naive` (triplets of the two labeled frames only); full: `full` (every frame
+  labeled).
 Evaluation propagates the first frame's masks through each validation video (J, F, J&F per object).
-`scorer=oracle|trivial_copy_first_frame` scores the validation videos without training (no_learning.py).
+`scorer=oracle|trivial_copy_first_frame` scores the validation videos without training (no_learning.py);
+mode=predict segments a folder in DAVIS or YouTube-VOS layout with a finished run's model (prediction.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import nn
 
-from common.config import require_choice, typed_config
+from common.checkpoint import trained_weights
+from common.config import bounded, typed_config
 from common.errors import ConfigError
-from common.logging import NullLogger
-from common.metrics.segmentation import j_and_f, jaccard
+from common.metrics.segmentation import jaccard
+from common.stages import Stage, StageContext, StageOutcome
 from common.task import PaperTask
-from common.trainer import Trainer, TrainerConfig
+from common.trainer import TrainerConfig
 from common.units import UnitContributions
 from papers.two_shot_vos.data import Video, read_davis, read_index_mask, read_labeled_frames, read_youtube_vos
-from papers.two_shot_vos.inference import InferenceConfig, build_bank, segment_video
+from papers.two_shot_vos.inference import InferenceConfig, build_bank
 from papers.two_shot_vos.no_learning import SCORERS, no_learning_segmenter
 from papers.two_shot_vos.outputs import export_youtube_submission, write_overlays
-from papers.two_shot_vos.sampling import SamplingConfig, TripletSource, VideoSource
+from papers.two_shot_vos.prediction import predict_videos
+from papers.two_shot_vos.sampling import SamplingConfig, VideoSource
 from papers.two_shot_vos.scoring import score_batch, video_units
-from papers.two_shot_vos.stcn import STCN, STCNConfig
+from papers.two_shot_vos.stcn import STCNConfig
 from papers.two_shot_vos.synthetic import SyntheticVOSConfig, ensure_dataset
-from papers.two_shot_vos.training import (
-    TwoShotModel,
-    bootstrap_fraction,
-    confident_relabel,
-    three_way_pseudo_labels,
-    triplet_loss,
-)
+from papers.two_shot_vos.trainee import PhaseSettings, TwoShotTrainee
+from papers.two_shot_vos.training import RecipeConfig
 
 DATASETS = ("synthetic_vos", "davis", "youtube_vos")
-RECIPES = ("two_shot", "phase1", "naive", "full")
-TRAINING_MODE = {"two_shot": "bank", "phase1": "phase1", "naive": "naive", "full": "full"}
+STAGES = {  # recipe.mode -> its stages; each but the bank trains STCN with the sampler of SAMPLERS
+    "two_shot": ("phase1", "bank", "phase2"),
+    "phase1": ("phase1",),
+    "naive": ("naive",),
+    "full": ("full",),
+}
+SAMPLERS = {"phase1": "phase1", "phase2": "bank", "naive": "naive", "full": "full"}
+DESCRIPTIONS = {
+    "phase1": "STCN on the labeled frames, then semi triplets pseudo-labeled by its EMA teacher",
+    "bank": "the four-pass pseudo labels of every training frame from the phase-1 model",
+    "phase2": "STCN from the same initialization on the labeled and pseudo-labeled frames",
+    "naive": "STCN on triplets of the two labeled frames only",
+    "full": "STCN on every frame of every training video (full supervision)",
+}
 
 
 @dataclass
 class VOSDataConfig:
-    name: str = "synthetic_vos"
+    name: str = bounded("synthetic_vos", choices=DATASETS)
     root: str | None = None  # DAVIS 2017 or YouTube-VOS 2019 root; never downloaded
     cache_dir: str = ".cache/reprozoo"
     two_shot_split: str | None = None  # JSON {video: [frame.jpg, frame.jpg]}; default <root>/two_shot_frames.json
     train_split: str = "train"
     val_split: str = "val"  # DAVIS: val; YouTube-VOS: valid (no public ground truth: exported only)
-    size: list[int] | None = None  # [H, W] frames and masks are resized to on load
+    size: list[int] | None = bounded(None, minimum=1)  # [H, W] frames and masks are resized to on load
     data_card: str = "data_cards/synthetic_vos.md"
     generator: SyntheticVOSConfig = field(default_factory=SyntheticVOSConfig)
-
-
-@dataclass
-class RecipeConfig:
-    mode: str = "two_shot"
-    phase1_steps: int = 0  # 0: as many as the run's trainer.max_steps
-    warmup_fraction: float = 0.467  # official 70k of 150k: phase 1 turns to semi triplets, phase 2 to relabeling
-    bootstrap_start_fraction: float = 0.133  # official 20k of 150k: bootstrapped CE starts
-    bootstrap_end_fraction: float = 0.467  # official 70k of 150k: it reaches top_p
-    top_p: float = 0.15
-    pseudo_threshold: float = 0.9  # phase 1, three-way
-    relabel_threshold: float = 0.99  # phase 2, in-batch
-    ema_alpha: float = 0.995
 
 
 class TwoShotVOSTask(PaperTask):
@@ -81,19 +77,35 @@ class TwoShotVOSTask(PaperTask):
         self.sampling = typed_config(SamplingConfig, cfg.sampling, "sampling")
         self.inference = typed_config(InferenceConfig, cfg.inference, "inference")
         self.trainer_settings = typed_config(TrainerConfig, cfg.trainer, "trainer")
-        require_choice(self.data_config.name, DATASETS, "data.name")
-        require_choice(self.recipe.mode, RECIPES, "recipe.mode")
         if not self.trainer_settings.max_steps:
             raise ConfigError("trainer.max_steps must be set for two_shot_vos: the recipe's schedules are in steps.")
+        generator = self.data_config.generator
+        if generator.max_frames < generator.min_frames:
+            raise ConfigError(
+                f"Bad config value data.generator.max_frames={generator.max_frames}: it must be at least "
+                f"data.generator.min_frames ({generator.min_frames})."
+            )
+        if self.data_config.size is not None and len(self.data_config.size) != 2:
+            raise ConfigError(f"Bad config value data.size={self.data_config.size!r}: it must be [height, width].")
         self.seed = int(cfg.seed)
-        self.mode = TRAINING_MODE[self.recipe.mode]
-        self.model: TwoShotModel | None = None
+        self.trainees = {name: self.phase(name) for name in STAGES[self.recipe.mode] if name != "bank"}
+        self.trainee = list(self.trainees.values())[-1]  # the run's model
         self.extra_metrics: dict[str, float] = {}
-        self.val_videos: list[Video] = []
+        self.cached_videos: dict[str, list[Video]] = {}
+        self.phase1_model: nn.Module | None = None
+        self.banked_videos: list[Video] = []
 
     @property
     def model_name(self) -> str:
         return f"stcn_{self.recipe.mode}"
+
+    def phase(self, name: str) -> TwoShotTrainee:
+        """The trainee of training stage `name`; phase 1 runs recipe.phase1_steps steps when set."""
+        steps = self.trainer_settings.max_steps
+        if name == "phase1" and self.recipe.phase1_steps:
+            steps = self.recipe.phase1_steps
+        settings = PhaseSettings(self.model_config, self.recipe, self.sampling, self.inference)
+        return TwoShotTrainee(self.context, name, SAMPLERS[name], steps, self.seed, settings)
 
     # data
 
@@ -103,74 +115,90 @@ class TwoShotVOSTask(PaperTask):
     def prepare_data(self) -> None:
         self._root()
 
-    def _read(self, split: str, labeled: dict | None, annotations: Path | None = None) -> list[Video]:
+    def read_split(self, split: str, labeled: dict | None, native: bool = False) -> list[Video]:
+        """The videos of `split`, resized to data.size unless `native` (videos to segment: a DAVIS folder
+        without ImageSets is read whole)."""
         config, root = self.data_config, self._root()
-        size = tuple(config.size) if config.size else None
+        size = tuple(config.size) if config.size and not native else None
         if config.name == "youtube_vos":
             return read_youtube_vos(root, split, config.data_card, labeled, size)
-        return read_davis(root, split, config.data_card, labeled, size, annotations=annotations)
+        return read_davis(root, split, config.data_card, labeled, size, listed_only=not native)
 
     def two_shot_split(self) -> dict[str, list[str]]:
         path = Path(self.data_config.two_shot_split or self._root() / "two_shot_frames.json")
         return read_labeled_frames(path, self.data_config.data_card)
 
+    def training_videos(self, labeled: bool) -> list[Video]:
+        """The training videos with the two-shot split's masks (`labeled`) or every mask (full supervision)."""
+        key = "two_shot" if labeled else "every_mask"
+        if key not in self.cached_videos:
+            split = self.two_shot_split() if labeled else None
+            self.cached_videos[key] = self.read_split(self.data_config.train_split, split)
+        return self.cached_videos[key]
+
+    @property
+    def val_videos(self) -> list[Video]:
+        if "val" not in self.cached_videos:
+            self.cached_videos["val"] = self.read_split(self.data_config.val_split, None)
+        return self.cached_videos["val"]
+
     def load_data(self):
-        labeled = None if self.recipe.mode == "full" else self.two_shot_split()
-        train_videos = self._read(self.data_config.train_split, labeled)
-        self.val_videos = self._read(self.data_config.val_split, None)
-        if self.recipe.mode == "two_shot" and not self.cfg.get("scorer"):  # a no-learning row trains nothing
-            train_videos = self.run_phase1_and_bank(train_videos)
-        return self.triplets(train_videos, self.mode), VideoSource(self.val_videos), VideoSource(self.val_videos)
+        """The first stage's training triplets and the validation videos (the no-learning rows read the last)."""
+        first = self.trainees[STAGES[self.recipe.mode][0]]
+        train = first.triplets(self.training_videos(labeled=first.sampler != "full"))
+        return train, VideoSource(self.val_videos), VideoSource(self.val_videos)
 
-    def triplets(self, videos: list[Video], mode: str) -> TripletSource:
-        steps = self.trainer_settings.max_steps
-        warmup = int(self.recipe.warmup_fraction * steps)
-        return TripletSource(videos, mode, self.sampling, self.current_step, steps, warmup, self.seed)
+    # stages
 
-    def current_step(self) -> int:
-        return int(self.model.step) if self.model is not None else 0
+    def stages(self) -> list[Stage]:
+        return [self.stage(name) for name in STAGES[self.recipe.mode]]
 
-    # the recipe's first stages
+    def stage(self, name: str) -> Stage:
+        if name == "bank":
+            return Stage(name, DESCRIPTIONS[name], self.run_bank, self.restore_bank, lambda: asdict(self.inference))
+        training = partial(self.run_training, name)
+        return Stage(name, DESCRIPTIONS[name], training, config=partial(self.phase_config, name))
 
-    def run_phase1_and_bank(self, videos: list[Video]) -> list[Video]:
-        """Phase 1 (its own trainer, in <run>/phase1), then the bank (<run>/bank) from its model; returns the
-        training videos with every frame labeled by the bank."""
-        phase1 = TwoShotVOSTask(self.cfg, self.context, self.run_dir / "phase1")
-        phase1.recipe = replace(self.recipe, mode="phase1")
-        phase1.mode = "phase1"
-        steps = self.recipe.phase1_steps or self.trainer_settings.max_steps
-        phase1.trainer_settings = replace(self.trainer_settings, max_steps=steps)
-        phase1.val_videos = self.val_videos
-        trainer = Trainer(
-            phase1, phase1.trainer_settings, self.seed, phase1.run_dir, NullLogger(), bool(self.cfg.resume)
-        )
-        result = trainer.fit(phase1.triplets(videos, "phase1"), *(VideoSource(self.val_videos),) * 2)
-        self.extra_metrics = {f"phase1_{name}": value for name, value in result.metrics.items()}
-        folder = self.run_dir / "bank"
-        if self.context.is_main and not (folder / "complete").exists():
-            build_bank(result.model.student, videos, folder, self.inference, self.context.device)
-            (folder / "complete").touch()
+    def phase_config(self, name: str) -> dict:
+        trainee = self.trainees[name]
+        return {"sampler": trainee.sampler, "steps": trainee.steps, "recipe": asdict(self.recipe)}
+
+    def run_training(self, name: str, context: StageContext) -> StageOutcome:
+        """Train stage `name`'s STCN through the shared Trainer in its directory; phase 2 reads the bank."""
+        trainee = self.trainees[name]
+        videos = self.banked_videos if name == "phase2" else self.training_videos(trainee.sampler != "full")
+        validation = VideoSource(self.val_videos)
+        settings = replace(context.settings, max_steps=trainee.steps)
+        result = context.fit(trainee, (trainee.triplets(videos), validation, validation), settings)
+        if name == "phase1" and self.recipe.mode == "two_shot":
+            self.phase1_model = result.model.student
+            self.extra_metrics.update({f"phase1_{metric}": value for metric, value in result.metrics.items()})
+        return StageOutcome(result.metrics, result)
+
+    def run_bank(self, context: StageContext) -> StageOutcome:
+        """Pseudo labels of every frame of every training video from the phase-1 model, written as palette PNGs
+        in DAVIS layout (<bank>/<video>/<frame>.png)."""
+        if self.context.is_main:
+            videos, device = self.training_videos(True), self.context.device
+            build_bank(self.phase1_model, videos, context.directory, self.inference, device)
         self.context.barrier()
-        banked = [self.bank_video(video, folder) for video in videos]
-        self.extra_metrics["bank_jaccard"] = self.bank_quality(banked)
-        return banked
+        return self.restore_bank(context)
 
-    @staticmethod
-    def bank_video(video: Video, folder: Path) -> Video:
-        masks = {
-            t: read_index_mask(folder / video.name / f"{name}.png", "the bank")
-            for t, name in enumerate(video.frame_names)
-        }
-        return replace(video, masks=masks)
+    def restore_bank(self, context: StageContext) -> StageOutcome:
+        """The training videos with every frame labeled by the bank in the stage's directory."""
+        self.banked_videos = [bank_video(video, context.directory) for video in self.training_videos(True)]
+        metrics = {"frames": float(sum(len(video.frames) for video in self.banked_videos))}
+        if self.data_config.name == "synthetic_vos":
+            metrics["bank_jaccard"] = self.bank_quality(self.banked_videos)
+            self.extra_metrics["bank_jaccard"] = metrics["bank_jaccard"]
+        return StageOutcome(metrics)
 
     def bank_quality(self, banked: list[Video]) -> float:
-        """Mean J of the bank's pseudo labels on the unlabeled frames, per object, where the dataset has ground
-        truth for them (the embedded data does; it is read for this measure only, never for training)."""
-        if self.data_config.name != "synthetic_vos":
-            return float("nan")
-        truth = {video.name: video for video in self._read(self.data_config.train_split, None)}
-        scores = []
+        """Mean J of the bank's pseudo labels on the unlabeled frames, per object (the embedded data has their
+        ground truth; it is read for this measure only, never for training)."""
+        truth = {video.name: video for video in self.training_videos(labeled=False)}
         labeled = self.two_shot_split()
+        scores = []
         for video in banked:
             given = {Path(frame).stem for frame in labeled[video.name]}
             for t, name in enumerate(video.frame_names):
@@ -180,53 +208,24 @@ class TwoShotVOSTask(PaperTask):
                     scores.append(jaccard(truth[video.name].masks[t] == obj, video.masks[t] == obj))
         return float(np.mean(scores))
 
-    # model and training
+    # the run's model (the last stage's trainee)
 
     def build_model(self) -> nn.Module:
-        torch.manual_seed(self.seed)  # phase 2 starts from the same initialization as phase 1
-        self.model = TwoShotModel(STCN(self.model_config), teacher=self.mode == "phase1")
-        return self.model
+        return self.trainee.build_model()
 
     def loss(self, model, batch):
-        core = model.module if hasattr(model, "module") else model
-        step, steps, recipe = int(core.step), self.trainer_settings.max_steps, self.recipe
-        warm = step >= int(recipe.warmup_fraction * steps)
-        target = batch["target"].clone()
-        if self.mode == "phase1" and warm:
-            taught = core.teacher_forward(batch)["masks"]
-            for t in (1, 2):
-                pseudo = three_way_pseudo_labels(taught[:, t - 1], batch["selector"], recipe.pseudo_threshold)
-                unlabeled = batch["labeled"][:, t] < 0.5
-                target[unlabeled, t] = pseudo[unlabeled]
-        output = model(batch)
-        if self.mode == "bank" and warm:
-            for t in (1, 2):
-                masks = output["masks"][:, t - 1].detach()
-                confident_relabel(target[:, t], masks, batch["selector"], recipe.relabel_threshold)
-        start, end = (
-            int(fraction * steps) for fraction in (recipe.bootstrap_start_fraction, recipe.bootstrap_end_fraction)
-        )
-        top_p = bootstrap_fraction(step, start, end, recipe.top_p)
-        return triplet_loss(output, target, top_p), {"top_p": top_p}
+        return self.trainee.loss(model, batch)
 
     def on_train_step(self, model, step: int) -> None:
-        model.after_step(self.recipe.ema_alpha)
-
-    # evaluation
+        self.trainee.on_train_step(model, step)
 
     def predict(self, model, batch):
-        core = model.module if hasattr(model, "module") else model
-        return score_batch(
-            batch, lambda index, frames, first: segment_video(core.student, frames, first, self.inference)
-        )
+        return self.trainee.predict(model, batch)
 
     def metrics(self, outputs):
-        """J, F and J&F over every object of every video; none where the split has no ground truth beyond the
-        first frames (YouTube-VOS valid: its predictions are exported for the server instead)."""
-        objects = {"objects": float(len(outputs["jaccard"]))}
-        if not len(outputs["jaccard"]):
-            return objects
-        return {**j_and_f(outputs["jaccard"], outputs["boundary_f"]), **objects}
+        return self.trainee.metrics(outputs)
+
+    # evaluation
 
     def test_units(self, outputs) -> UnitContributions | None:
         """Per-video contributions of J, F and J&F (the video is the protocol's test unit)."""
@@ -240,6 +239,25 @@ class TwoShotVOSTask(PaperTask):
         segment = no_learning_segmenter(name, split.videos)
         pieces = [score_batch(split.batch(np.array([index])), segment) for index in range(len(split))]
         return {key: np.concatenate([piece[key].float().numpy() for piece in pieces]) for key in pieces[0]}
+
+    def predict_new_data(self, trained_run: Path, output_dir: Path) -> dict[str, float]:
+        """Segment every video of this run's validation split (data.val_split; for a DAVIS folder without
+        ImageSets, every video folder) with the finished run's model, from the given annotations; palette PNGs in
+        the data's layout under `output_dir` (and YouTube-VOS's submission.zip); J, F and J&F where every frame
+        has a mask."""
+        model = self.trainee.build_model()
+        model.load_state_dict(trained_weights(Path(trained_run) / STAGES[self.recipe.mode][-1]))
+        student = model.student.to(self.context.device).eval()
+        if not self.context.is_main:
+            return {}
+        config = self.data_config
+        videos = self.read_split(config.val_split, None, native=True)
+        layout = "youtube_vos" if config.name == "youtube_vos" else "davis"
+        size = tuple(config.size) if config.size else None
+        return predict_videos(
+            student, videos, layout, config.val_split, output_dir, self.inference, self.context.device,
+            config.data_card, size,
+        )  # fmt: skip
 
     def write_outputs(self, model, run_dir: Path) -> dict[str, Path]:
         """Overlay strips of the first validation videos; for YouTube-VOS, the submission zip as well."""
@@ -260,3 +278,11 @@ class TwoShotVOSTask(PaperTask):
         from papers.two_shot_vos.bench import VOSBenchConfig, run_benchmarks
 
         return run_benchmarks(self, typed_config(VOSBenchConfig, self.cfg.get("bench"), "bench"))
+
+
+def bank_video(video: Video, folder: Path) -> Video:
+    """`video` with every frame's mask read from the bank in `folder`."""
+    masks = {
+        t: read_index_mask(folder / video.name / f"{name}.png", "the bank") for t, name in enumerate(video.frame_names)
+    }
+    return replace(video, masks=masks)

@@ -6,14 +6,31 @@ two-shot recipe (three-way 0.9 threshold in phase 1, 0.99 in-batch relabeling in
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional
 
+from common.config import bounded
 from papers.two_shot_vos.interface import VOSModel, soft_aggregate
 
 IGNORE = -1  # label of pixels that carry no supervision
+RECIPES = ("two_shot", "phase1", "naive", "full")
+
+
+@dataclass
+class RecipeConfig:
+    mode: str = bounded("two_shot", choices=RECIPES)
+    phase1_steps: int = bounded(0, minimum=0)  # 0: as many as the run's trainer.max_steps
+    # official 70k of 150k: phase 1 turns to semi triplets, phase 2 to relabeling
+    warmup_fraction: float = bounded(0.467, minimum=0.0, maximum=1.0)
+    bootstrap_start_fraction: float = bounded(0.133, minimum=0.0, maximum=1.0)  # official 20k of 150k: CE bootstraps
+    bootstrap_end_fraction: float = bounded(0.467, minimum=0.0, maximum=1.0)  # official 70k of 150k: it reaches top_p
+    top_p: float = bounded(0.15, above=0.0, maximum=1.0)  # fraction of the hardest pixels kept
+    pseudo_threshold: float = bounded(0.9, minimum=0.0, maximum=1.0)  # phase 1, three-way
+    relabel_threshold: float = bounded(0.99, minimum=0.0, maximum=1.0)  # phase 2, in-batch
+    ema_alpha: float = bounded(0.995, minimum=0.0, maximum=1.0)
 
 
 def bootstrapped_cross_entropy(logits: torch.Tensor, target: torch.Tensor, top_p: float) -> torch.Tensor:
