@@ -8,7 +8,7 @@ import hydra
 from omegaconf import DictConfig
 
 from common.errors import ReprozooError
-from common.hydra_setup import check_command_line, register_experiment_names
+from common.hydra_setup import check_command_line, register_configs
 
 
 def fail(error: ReprozooError) -> None:
@@ -27,7 +27,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    register_experiment_names()
+    register_configs()
     try:
         check_command_line(sys.argv[1:])
     except ReprozooError as error:

@@ -31,10 +31,17 @@ def experiment_names() -> list[str]:
     return sorted({path.stem for path in CONFIG_DIR.glob("experiment/*/*.yaml")})
 
 
-def register_experiment_names() -> None:
+def register_configs() -> None:
+    """Register the experiment names, and the typed schemas whose dataclass defaults the YAML of their group
+    extends (configs/trainer/default.yaml, configs/logger/*.yaml), so each of those defaults lives once."""
+    from common.logging import LoggerConfig
+    from common.trainer import TrainerConfig
+
     store = ConfigStore.instance()
     for name in experiment_names():
         store.store(group="experiment", name=name, node={}, package="_global_")
+    store.store(group="trainer", name="trainer_schema", node=TrainerConfig)
+    store.store(group="logger", name="logger_schema", node=LoggerConfig)
 
 
 def config_overrides(arguments: list[str]) -> list[str]:
@@ -103,6 +110,9 @@ def _explain(error: Exception, overrides: list[str]) -> str:
     unknown = re.search(r"Could not override '([^']+)'", message)
     if unknown:
         return _unknown_key(unknown.group(1), overrides)
+    merging = re.search(r"Error merging override (\S+)", message)
+    if merging and error.__cause__ is not None:
+        return f"Bad config value {merging.group(1)}: {_first_line(error.__cause__)}."
     return f"the overrides {' '.join(overrides)} cannot be composed: {_first_line(error)}."
 
 

@@ -33,25 +33,27 @@ class OptimizerConfig:
 
 @dataclass
 class EarlyStoppingConfig:
-    metric: str | None = None
+    metric: str | None = None  # a validation metric, e.g. gauc; None: no early stopping
     mode: str = bounded("max", choices=("max", "min"))
-    patience: int = bounded(2, minimum=0)
+    patience: int = bounded(2, minimum=0)  # validation passes without improvement before stopping
 
 
 @dataclass
 class TrainerConfig:
+    """The shared training loop's settings (configs/trainer/default.yaml extends these defaults)."""
+
     device: str = bounded("auto", choices=("auto", "cpu", "cuda"))
     max_epochs: int = bounded(1, minimum=1)
-    max_steps: int | None = bounded(None, minimum=1)
-    batch_size: int = bounded(256, minimum=1)
+    max_steps: int | None = bounded(None, minimum=1)  # stop earlier than max_epochs if set
+    batch_size: int = bounded(256, minimum=1)  # the global batch, split across processes under torchrun
     eval_batch_size: int = bounded(1024, minimum=1)
-    eval_every: int = bounded(0, minimum=0)  # 0: evaluate after every epoch
+    eval_every: int = bounded(0, minimum=0)  # steps between validation passes; 0: after each epoch
     log_every: int = bounded(10, minimum=1)
-    checkpoint_every: int = bounded(50, minimum=1)
-    grad_clip: float | None = bounded(1.0, above=0.0)
+    checkpoint_every: int = bounded(50, minimum=1)  # steps; checkpoints are also written at every epoch's end
+    grad_clip: float | None = bounded(1.0, above=0.0)  # max global gradient norm; None: no clipping
     warmup_steps: int = bounded(0, minimum=0)  # linear learning-rate warm-up from warmup_start_factor x lr to lr
     warmup_start_factor: float = bounded(0.01, above=0.0, maximum=1.0)
-    amp: bool = True
+    amp: bool = True  # mixed precision, on CUDA only
     deterministic: bool = False
     progress_bar: bool = True
     optimizers: dict[str, OptimizerConfig] = field(default_factory=lambda: {"dense": OptimizerConfig()})

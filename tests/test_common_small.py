@@ -6,7 +6,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from common.errors import ConfigError
-from common.hydra_setup import CONFIG_DIR, experiment_names, register_experiment_names
+from common.hydra_setup import CONFIG_DIR, experiment_names, register_configs
 from common.logging import wandb_mode
 from common.plots import plot_training_curves
 from common.results import build_record, write_record
@@ -73,7 +73,7 @@ def test_every_experiment_composes_and_its_task_accepts_the_config(paper, experi
 
     from common.distributed import DistributedContext
 
-    register_experiment_names()
+    register_configs()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("run", overrides=[f"paper={paper}", f"experiment={experiment}"])
     context = DistributedContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))

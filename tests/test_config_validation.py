@@ -117,7 +117,8 @@ SMOKE = ("paper=twin", "debug=smoke", "logger=none")
         (("model.num_head=2",), "model.num_head is not a config key. Did you mean model.num_heads?"),
         (("trainer.batchsize=3",), "Did you mean trainer.batch_size?"),
         (("experiment=zzz",), "experiment=zzz is not an experiment of paper twin; its experiments are:"),
-        (("mode=tabel",), "mode=tabel is not a choice of 'mode'; allowed: bench, config, table, train."),
+        (("mode=tabel",), "mode=tabel is not a choice of 'mode'; allowed: bench, config, predict, table, train."),
+        (("trainer.batch_size=many",), "trainer.batch_size=many: Value 'many' of type 'str' could not be converted"),
         (("model.mlp_dims=[1",), "cannot read the overrides"),
     ],
 )

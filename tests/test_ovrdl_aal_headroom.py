@@ -32,7 +32,7 @@ def test_scorer_runs_through_the_runner_and_its_units_give_every_decomposable_me
     assert completed.returncode == 0, completed.stderr[-3000:]
     record = json.loads((tmp_path / "results.json").read_text())
     assert record["model"] == scorer and record["experiment"] == scorer and record["data_seed"] == 0
-    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "stage1").exists()  # nothing trained
+    assert not any((tmp_path / name).exists() for name in ("checkpoints", "ovrdl", "aal"))  # nothing trained
     units = load_units(tmp_path / "units.npz")
     assert units.unit == "sample" and set(units.metrics) == set(DECOMPOSED)
     assert len(units.strata) == len(units.ids) and set(np.unique(units.strata)) == set(range(10))  # identities
@@ -106,11 +106,11 @@ def test_a_two_stage_runs_units_carry_stage_one_metrics_beside_stage_two(tmp_pat
     from hydra import compose, initialize_config_dir
 
     from common.distributed import DistributedContext
-    from common.hydra_setup import register_experiment_names
+    from common.hydra_setup import register_configs
     from papers.ovrdl_aal.task import OVRDLAALTask
     from tests.conftest import ROOT
 
-    register_experiment_names()
+    register_configs()
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         cfg = compose("run", overrides=["paper=ovrdl_aal", "experiment=main"])
     context = DistributedContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))

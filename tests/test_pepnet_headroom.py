@@ -82,12 +82,12 @@ def test_oracle_rebuilds_the_draws_world_from_the_generator_seed(cache_dir, monk
     from hydra import compose, initialize_config_dir
 
     from common.distributed import DistributedContext
-    from common.hydra_setup import register_experiment_names
+    from common.hydra_setup import register_configs
     from papers.pepnet.task import PEPNetTask
     from tests.conftest import ROOT
 
     monkeypatch.setenv("REPROZOO_CACHE_DIR", str(cache_dir))
-    register_experiment_names()
+    register_configs()
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         cfg = compose("run", overrides=["paper=pepnet", "debug=smoke", "experiment=oracle"])
     context = DistributedContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
