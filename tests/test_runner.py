@@ -48,13 +48,14 @@ def test_twin_v2_smoke_run_clusters_and_trains_on_virtual_items(run_cli, tmp_pat
     record = read_record(tmp_path)
     assert record["paper"] == "twin_v2" and record["model"] == "twin_v2"
     assert 0 < record["metrics"]["compression"] < 0.3 and record["metrics"]["cluster_distance"] > 0
-    assert sorted(path.name for path in (tmp_path / "clusters").iterdir())[0] == "shard_000000.npz"
-    assert (tmp_path / "embedding_model" / "checkpoints" / "last.pt").is_file()
-    assert "cluster users" in completed.stderr
+    assert sorted(path.name for path in (tmp_path / "clustering").glob("shard_*"))[0] == "shard_000000.npz"
+    assert (tmp_path / "embeddings" / "checkpoints" / "last.pt").is_file()
+    assert (tmp_path / "twin_v2" / "checkpoints" / "last.pt").is_file()
+    assert "cluster users" in completed.stderr and "train twin_v2" in completed.stderr
     metrics = record["metrics"]  # stage 1's TWIN is the paper's baseline, scored on the same test split
     assert metrics["gauc_gain"] == pytest.approx(metrics["gauc"] - metrics["twin_gauc"])
     assert metrics["auc_gain"] == pytest.approx(metrics["auc"] - metrics["twin_auc"])
-    assert "0.0024" in completed.stdout  # the reported GAUC gain, printed beside ours
+    assert "TWIN-V2 minus TWIN" in completed.stdout  # the paper's row, printed beside ours
 
 
 def test_pepnet_smoke_run_scores_every_domain_and_task(run_cli, tmp_path):
@@ -280,16 +281,17 @@ def test_twin_v2_under_ddp_matches_one_process_given_the_same_item_embeddings(ru
     steps = ("paper=twin_v2", *SMOKE[1:], "trainer.max_steps=4", "trainer.eval_every=0", "trainer.checkpoint_every=4")
     single = run_cli(*steps, f"hydra.run.dir={tmp_path / 'single'}")
     assert single.returncode == 0, single.stderr[-3000:]
-    embeddings = f"life_cycle.embeddings={tmp_path / 'single' / 'embedding_model' / 'checkpoints' / 'last.pt'}"
+    embeddings = f"life_cycle.embeddings={tmp_path / 'single' / 'embeddings' / 'checkpoints' / 'last.pt'}"
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "run.py"]
     double = run_cli(*steps, embeddings, f"hydra.run.dir={tmp_path / 'ddp'}", command=torchrun)
     assert double.returncode == 0, double.stderr[-3000:]
-    shards = sorted((tmp_path / "ddp" / "clusters").glob("shard_*.npz"))
-    assert [path.name for path in shards] == sorted(path.name for path in (tmp_path / "single" / "clusters").iterdir())
+    shards = sorted((tmp_path / "ddp" / "clustering").glob("shard_*.npz"))
+    single_shards = (tmp_path / "single" / "clustering").glob("shard_*.npz")
+    assert [path.name for path in shards] == sorted(path.name for path in single_shards)
     for shard in shards:  # the very same virtual items
-        with np.load(shard) as ddp, np.load(tmp_path / "single" / "clusters" / shard.name) as single_process:
+        with np.load(shard) as ddp, np.load(tmp_path / "single" / "clustering" / shard.name) as single_process:
             assert all(np.array_equal(ddp[name], single_process[name]) for name in single_process.files)
-    one, two = final_parameters(tmp_path / "single"), final_parameters(tmp_path / "ddp")
+    one, two = final_parameters(tmp_path / "single" / "twin_v2"), final_parameters(tmp_path / "ddp" / "twin_v2")
     for name in one:
         torch.testing.assert_close(two[name], one[name], rtol=1e-3, atol=1e-4, msg=name)
     metrics_one, metrics_two = read_record(tmp_path / "single")["metrics"], read_record(tmp_path / "ddp")["metrics"]

@@ -36,7 +36,7 @@ def test_every_scorer_runs_through_the_runner_and_trains_nothing(run_cli, tmp_pa
             for name in units.metrics:
                 assert units.value(name) == pytest.approx(record["metrics"][name], rel=1e-9)
             assert {"auc", "gauc", "logloss"} <= set(record["metrics"]) and "gsu_esu_overlap" not in record["metrics"]
-            trained = ("checkpoints", "training_curves.png", "embedding_model", "clusters")
+            trained = ("checkpoints", "training_curves.png", "embeddings", "clustering", "twin_v2")
             assert not any((run_dir / name).exists() for name in trained)
 
 
