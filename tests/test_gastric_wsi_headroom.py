@@ -21,7 +21,7 @@ from papers.gastric_wsi.no_learning import (
     thumbnail_od_score,
     thumbnail_od_tiles,
 )
-from papers.gastric_wsi.task import add_screening_units
+from papers.gastric_wsi.slide_evaluation import add_screening_units
 from papers.gastric_wsi.tiling import TileGrid
 from papers.gastric_wsi.tissue import OtsuConfig
 

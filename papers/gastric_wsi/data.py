@@ -18,7 +18,7 @@ ANNOTATION_SUFFIXES = (".geojson", ".json", ".xml")
 @dataclass
 class SlideRecord:
     path: Path
-    label: int
+    label: int | None  # None: unlabelled (a slide mode=predict screens without a label)
     center: str
     split: str
     annotations: Path | None
@@ -41,8 +41,6 @@ def read_slide_table(table: Path, slides: Path, annotations: Path | None, data_c
             raise DatasetError(f"{table}, line {row}: label {entry.label!r} is not 0 or 1.")
         if entry.split not in SPLITS:
             raise DatasetError(f"{table}, line {row}: split {entry.split!r} is not one of {', '.join(SPLITS)}.")
-        stem = Path(entry.slide).stem
-        found = [annotations / f"{stem}{suffix}" for suffix in ANNOTATION_SUFFIXES] if annotations else []
         center = getattr(entry, "center", None)
         records.append(
             SlideRecord(
@@ -50,7 +48,39 @@ def read_slide_table(table: Path, slides: Path, annotations: Path | None, data_c
                 label=int(entry.label),
                 center=str(center) if isinstance(center, str) and center else "all",
                 split=entry.split,
-                annotations=next((path for path in found if path.is_file()), None),
+                annotations=annotation_file(annotations, Path(entry.slide).stem),
             )
         )
     return records
+
+
+def annotation_file(annotations: Path | None, stem: str) -> Path | None:
+    """The annotation file of the slide named `stem` in the folder `annotations`, if there is one."""
+    found = [annotations / f"{stem}{suffix}" for suffix in ANNOTATION_SUFFIXES] if annotations else []
+    return next((path for path in found if path.is_file()), None)
+
+
+def screening_records(table: Path, slides: Path, annotations: Path | None) -> list[SlideRecord]:
+    """The slides a trained run screens (mode=predict): every row of the label table when there is one (its
+    label where the row gives 0 or 1, unlabelled where the column or the value is missing; other columns are not
+    needed), else every file in the slides folder, unlabelled."""
+    slides = Path(slides)
+    if Path(table).is_file():
+        frame = pd.read_csv(table, dtype=str, keep_default_na=False)
+        if "slide" not in frame.columns:
+            raise DatasetError(f"{table} lacks the column 'slide' (the slide file names under {slides}).")
+        labels = frame["label"] if "label" in frame.columns else [""] * len(frame)
+        centers = frame["center"] if "center" in frame.columns else ["all"] * len(frame)
+        rows = list(zip(frame["slide"], labels, centers, strict=True))
+    elif slides.is_dir():
+        rows = [(path.name, "", "all") for path in sorted(slides.iterdir()) if path.is_file()]
+    else:
+        raise DatasetError(f"there is neither a label table {table} nor a slide folder {slides} to screen.")
+    for line, (_, label, _) in enumerate(rows, start=2):
+        if label not in ("0", "1", ""):
+            raise DatasetError(f"{table}, line {line}: label {label!r} is not 0, 1 or empty (unlabelled).")
+    return [
+        SlideRecord(slides / name, int(label) if label else None, center or "all", "test",
+                    annotation_file(annotations, Path(name).stem))
+        for name, label, center in rows
+    ]  # fmt: skip

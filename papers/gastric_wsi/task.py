@@ -1,56 +1,65 @@
-"""Gastric WSI screening (Yu et al., arXiv 1910.03729) for the shared runner.
+"""Gastric WSI screening (Yu et al., arXiv 1910.03729) for the shared runner, in three stages, one per network.
 
-Before training (load_data): every slide's thumbnail and annotations are read; network 1 is fitted on the
-training slides' annotated tissue (or Otsu's mask is used) and gives each slide's tissue mask; the tissue
-tiles are read at the configured magnification, each labelled lesion when enough of it is. The shared trainer
-fits network 2, the multi-task patch network, on the training slides' tiles (validation: the validation
-slides' tiles, patch AUC and Dice). The test evaluation runs network 2 over every slide's tiles, fits network 3
-on the training slides' features, picks the operating point on the validation slides and reports sensitivity,
-specificity and AUC on the test slides (also per center, and for max-pooling of the patch scores), and lesion
-Dice on the annotated positive test slides; their per-slide contributions go to the run's units file. A slide
-OpenSlide cannot read is reported and left out; the rest run. A no-learning row (`scorer=`, no_learning.py)
-tiles Otsu's tissue and trains none of the three networks: its slide score is its highest patch score.
+1. `tissue`: every slide's thumbnail and annotations are read; network 1 is fitted on the training slides'
+   annotated tissue and gives each slide's tissue mask (or Otsu's mask is used, `pipeline.tissue=otsu`). Its
+   weights and the masks are kept in the stage directory.
+2. `patch`: the tissue tiles are read at the configured magnification, each labelled lesion when enough of it is;
+   the shared Trainer fits network 2, the multi-task patch network, on the training slides' tiles (validation: the
+   validation slides' tiles, patch AUC and Dice) and runs it over every slide's tiles.
+3. `slide`: network 3 is fitted on the training slides' patch summaries; the operating point is chosen on the
+   validation slides; sensitivity, specificity and AUC on the test slides (also per center, and for max-pooling of
+   the patch scores), and lesion Dice on the annotated positive test slides; their per-slide contributions go to
+   the run's units file. Its weights and operating points are kept in the stage directory.
+
+A slide OpenSlide cannot read is reported and left out; the rest run. A no-learning row (`scorer=`,
+no_learning.py) tiles Otsu's tissue and trains none of the three networks: its slide score is its highest patch
+score. mode=predict screens a folder of slides with the three trained networks (screen_folder.py).
 """
 
 from __future__ import annotations
 
+import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from common.config import require_choice, typed_config
+from common.config import bounded, require_choice, typed_config
 from common.errors import ConfigError, DatasetError
-from common.metrics.ranking import auc
-from common.metrics.screening import OPERATING_RULES, operating_point, per_group
+from common.metrics.screening import OPERATING_RULES
 from common.metrics.segmentation import dice
+from common.stages import STAGE_FILE, Stage, StageContext, StageOutcome
 from common.task import PaperTask
+from common.trainer import TrainingResult
 from common.units import UnitContributions
-from papers.gastric_wsi.annotations import rasterize
-from papers.gastric_wsi.data import SPLITS, read_slide_table
+from papers.gastric_wsi.data import SPLITS, read_slide_table, screening_records
 from papers.gastric_wsi.no_learning import ORACLE, SCORERS, TRIVIAL_SCORERS, oracle_tiles
-from papers.gastric_wsi.patch_network import (
-    MASK_STRIDE,
-    MultiTaskPatchNet,
-    PatchNetConfig,
-    lesion_targets,
-    patch_loss,
-    tile_tensor,
-)
+from papers.gastric_wsi.patch_network import MASK_STRIDE, PatchNetConfig, lesion_targets
+from papers.gastric_wsi.patch_trainee import PatchTrainee, TileSource, patch_metrics
+from papers.gastric_wsi.screen_folder import TrainedNetworks, folder_metrics, screen_folder
 from papers.gastric_wsi.screening import (
     SlideTiles,
     SlideView,
     on_thumbnail,
-    stitch,
     tile_slide,
     view_slide,
     write_slide_outputs,
 )
-from papers.gastric_wsi.slide_network import SlideNetConfig, slide_features, slide_scores, train_slide_net
+from papers.gastric_wsi.slide_evaluation import (
+    AGGREGATOR_PREFIXES,
+    MAX_POOL_PREFIX,
+    SlideEvaluation,
+    evaluate_slides,
+    screening_metrics,
+    slide_units,
+    summarize_outputs,
+)
+from papers.gastric_wsi.slide_network import SlideNetConfig, slide_scores, train_slide_net
 from papers.gastric_wsi.slides import SlideReadError
+from papers.gastric_wsi.stored_networks import save_operating_points, save_weights
 from papers.gastric_wsi.synthetic import SyntheticGastricConfig, ensure_dataset
 from papers.gastric_wsi.tiling import TilingConfig
 from papers.gastric_wsi.tissue import (
@@ -63,18 +72,19 @@ from papers.gastric_wsi.tissue import (
 
 DATASETS = ("synthetic_gastric", "slides")
 TISSUE_METHODS = ("network", "otsu")
-AGGREGATORS = ("mlp", "max")
-AGGREGATOR_PREFIXES = {"mlp": "", "max": "max_pool_"}  # the metric names' prefix of each aggregator's scores
+AGGREGATORS = tuple(AGGREGATOR_PREFIXES)
+TISSUE_MASKS_FILE = "tissue_masks.npz"  # the tissue stage's masks, by slide name
+TISSUE_DICE_FILE = "tissue_dice.json"  # and the per-slide tissue Dice of each method
 
 
 @dataclass
 class GastricDataConfig:
-    name: str = "synthetic_gastric"
+    name: str = bounded("synthetic_gastric", choices=DATASETS)
     root: str | None = None  # a slide folder with a label CSV; never downloaded
     labels: str = "labels.csv"  # under root: slide, label (0/1), split (train/val/test)[, center]
     slides: str = "slides"  # folder under root holding the slide files
     annotations: str | None = "annotations"  # folder under root with <slide stem>.geojson / .xml, or null
-    default_mpp: float | None = None  # µm/px for slides without resolution metadata
+    default_mpp: float | None = bounded(None, above=0.0)  # µm/px for slides without resolution metadata
     cache_dir: str = ".cache/reprozoo"
     data_card: str = "data_cards/synthetic_gastric.md"
     generator: SyntheticGastricConfig = field(default_factory=SyntheticGastricConfig)
@@ -82,74 +92,16 @@ class GastricDataConfig:
 
 @dataclass
 class PipelineConfig:
-    tissue: str = "network"  # network (network 1, trained on annotated tissue) | otsu
+    tissue: str = bounded("network", choices=TISSUE_METHODS)  # network 1 (trained on annotated tissue) | otsu
     tissue_net: TissueNetConfig = field(default_factory=TissueNetConfig)
     otsu: OtsuConfig = field(default_factory=OtsuConfig)
     tiling: TilingConfig = field(default_factory=TilingConfig)
-    positive_tile_fraction: float = 0.1  # a tile is a lesion tile when this share of its pixels is lesion
-    aggregator: str = "mlp"  # the decision's score: mlp (network 3) | max (highest patch probability)
+    positive_tile_fraction: float = bounded(0.1, above=0.0, maximum=1.0)  # lesion share making a lesion tile
+    aggregator: str = bounded("mlp", choices=AGGREGATORS)  # the decision's score: mlp (network 3) | max
     slide_net: SlideNetConfig = field(default_factory=SlideNetConfig)
-    operating_rule: str = "youden"  # youden | sensitivity (highest threshold keeping min_sensitivity)
-    min_sensitivity: float = 0.95
-    lesion_threshold: float = 0.5  # lesion probability a heatmap pixel is called lesion at
-
-
-class TileSource:
-    """Tiles of a set of slides with their patch labels and lesion masks; `slide` indexes the task's slides,
-    `known` marks the tiles whose masks are known (negative slides, annotated positive ones)."""
-
-    def __init__(self, tiles: np.ndarray, masks: np.ndarray, labels: np.ndarray, slide: np.ndarray, split: np.ndarray,
-                 known: np.ndarray):  # fmt: skip
-        self.tiles, self.masks, self.labels, self.slide, self.split = tiles, masks, labels, slide, split
-        self.known = known
-
-    def __len__(self) -> int:
-        return len(self.tiles)
-
-    def batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
-        return {
-            "tiles": tile_tensor(self.tiles[indices]),
-            "masks": torch.from_numpy(self.masks[indices].astype(np.float32)),
-            "labels": torch.from_numpy(self.labels[indices]).long(),
-            "slide": torch.from_numpy(self.slide[indices]),
-            "split": torch.from_numpy(self.split[indices]),
-            "known": torch.from_numpy(self.known[indices]),
-        }
-
-
-@dataclass
-class SlideEvaluation:
-    """The test pass at the slide level, one entry per screened slide: its scores by metric prefix ("" for
-    network 3's or a no-learning row's, "max_pool_" for max-pooling) with each one's validation operating point,
-    label, split, group names (all slides, per center, seen or held-out center) and stitched lesion map; and per
-    annotated positive test slide (by name) the Dice of its lesion map and of its tissue tiles."""
-
-    scores: dict[str, np.ndarray]
-    thresholds: dict[str, float]
-    labels: np.ndarray
-    split: np.ndarray
-    groupings: tuple[np.ndarray, ...]
-    maps: list[np.ndarray]
-    lesion_dice: dict[str, float]
-    tissue_mask_lesion_dice: dict[str, float]
-
-
-def add_screening_units(units: UnitContributions, prefix: str, scores: np.ndarray, labels: np.ndarray,
-                        threshold: float, groupings: list[np.ndarray]) -> None:  # fmt: skip
-    """Per group of test slides (as the task's metrics name them), the contributions of sensitivity (a detected
-    positive slide scores 1), specificity (a cleared negative slide scores 1) and AUC, where the group has the
-    slides they need; for a group's AUC, the slides outside it have no label (NaN: neither class)."""
-    called = scores >= threshold
-    for names in groupings:
-        for group in np.unique(names):
-            member = names == group
-            positive, negative = member & (labels == 1), member & (labels == 0)
-            if positive.any():
-                units.add_mean(f"{prefix}{group}sensitivity", called, positive)
-            if negative.any():
-                units.add_mean(f"{prefix}{group}specificity", ~called, negative)
-            if positive.any() and negative.any():
-                units.add_auc(f"{prefix}{group}auc", np.where(member, labels, np.nan), scores)
+    operating_rule: str = bounded("youden", choices=OPERATING_RULES)  # youden | sensitivity
+    min_sensitivity: float = bounded(0.95, minimum=0.0, maximum=1.0)  # for operating_rule=sensitivity
+    lesion_threshold: float = bounded(0.5, above=0.0, below=1.0)  # lesion probability a heatmap pixel is lesion at
 
 
 class GastricWSITask(PaperTask):
@@ -158,21 +110,22 @@ class GastricWSITask(PaperTask):
         self.model_config = typed_config(PatchNetConfig, cfg.model.patch, "model.patch")
         self.data_config = typed_config(GastricDataConfig, cfg.data, "data")
         self.pipeline = typed_config(PipelineConfig, cfg.pipeline, "pipeline")
-        require_choice(self.data_config.name, DATASETS, "data.name")
-        require_choice(self.pipeline.tissue, TISSUE_METHODS, "pipeline.tissue")
-        require_choice(self.pipeline.aggregator, AGGREGATORS, "pipeline.aggregator")
-        require_choice(self.pipeline.operating_rule, OPERATING_RULES, "pipeline.operating_rule")
         self.seed = int(cfg.seed)
         self.no_learning = bool(cfg.get("scorer"))
-        self.views: list[SlideView] = []
+        self.trainee = PatchTrainee(context, self.model_config, self.pipeline.lesion_threshold)
+        self.thumbnails: list[SlideView] | None = None  # every slide whose thumbnail could be read
+        self.tissue_masks: dict[str, np.ndarray] = {}  # slide name -> its tissue mask, from the tissue stage
+        self.views: list[SlideView] = []  # the slides read in full (thumbnail and tiles), screened
         self.slide_tiles: list[SlideTiles] = []
         self.skipped: dict[str, str] = {}
         self.tissue_dice: dict[str, dict[str, float]] = {}  # tissue_dice_<method> -> slide name -> Dice
-        self.screened: list[dict] = []
+        self.patch_result: TrainingResult | None = None
+        self.evaluation: SlideEvaluation | None = None
+        self.slide_metrics: dict[str, float] = {}
 
     @property
     def model_name(self) -> str:
-        return "multitask_patch_net" if self.model_config.segmentation else "classification_patch_net"
+        return self.trainee.model_name
 
     def _root(self) -> Path:
         return self.generated_or_given_root("synthetic_gastric", ensure_dataset)
@@ -185,20 +138,101 @@ class GastricWSITask(PaperTask):
         if self.context.is_main:
             tqdm.write(f"skipped slide {path}: {error}", file=sys.stderr)
 
+    # the stages
+
+    def stages(self) -> list[Stage]:
+        pipeline = self.pipeline
+        return [
+            Stage("tissue", "network 1: tissue segmentation on the training slides' thumbnails", self._run_tissue,
+                  restore=self._restore_tissue,
+                  config=lambda: {"tissue": pipeline.tissue, "tissue_net": asdict(pipeline.tissue_net),
+                                  "otsu": asdict(pipeline.otsu)}),
+            Stage("patch", "network 2: the multi-task patch network on the training slides' tissue tiles",
+                  self._run_patch,
+                  config=lambda: {"model": asdict(self.model_config), "tiling": asdict(pipeline.tiling),
+                                  "positive_tile_fraction": pipeline.positive_tile_fraction}),
+            Stage("slide", "network 3: the slide MLP on the training slides' patch outputs; the test slides screened",
+                  self._run_slide,
+                  config=lambda: {"slide_net": asdict(pipeline.slide_net), "aggregator": pipeline.aggregator,
+                                  "operating_rule": pipeline.operating_rule,
+                                  "min_sensitivity": pipeline.min_sensitivity,
+                                  "lesion_threshold": pipeline.lesion_threshold}),
+        ]  # fmt: skip
+
+    def _run_tissue(self, context: StageContext) -> StageOutcome:
+        """Stage 1: network 1 fitted where training slides have tissue annotations (its weights saved), every
+        slide's tissue mask, and both methods' tissue Dice on the annotated test slides."""
+        views = self._read_thumbnails()
+        masks = self._tissue_masks(views, context.directory)
+        self.tissue_masks = {view.record.path.stem: mask for view, mask in zip(views, masks, strict=True)}
+        if self.context.is_main:
+            np.savez_compressed(context.directory / TISSUE_MASKS_FILE, **self.tissue_masks)
+            (context.directory / TISSUE_DICE_FILE).write_text(json.dumps(self.tissue_dice, indent=2) + "\n")
+        return StageOutcome(self._mean_tissue_dice(self.tissue_dice))
+
+    def _restore_tissue(self, context: StageContext) -> StageOutcome:
+        """Stage 1 finished earlier: the masks and tissue Dice it kept."""
+        self._read_thumbnails()
+        with np.load(context.directory / TISSUE_MASKS_FILE) as saved:
+            self.tissue_masks = {name: saved[name] for name in saved.files}
+        self.tissue_dice = json.loads((context.directory / TISSUE_DICE_FILE).read_text())
+        return StageOutcome(json.loads((context.directory / STAGE_FILE).read_text())["metrics"])
+
+    def _run_patch(self, context: StageContext) -> StageOutcome:
+        """Stage 2: network 2 by the shared Trainer; its test pass covers every slide's tiles."""
+        self.patch_result = context.fit(self.trainee, self.load_data())
+        return StageOutcome(self.patch_result.metrics, self.patch_result)
+
+    def _run_slide(self, context: StageContext) -> StageOutcome:
+        """Stage 3: network 3 on the training slides' summaries (weights saved), the operating points on the
+        validation slides (saved) and the screening metrics of the test slides."""
+        config = self.pipeline.slide_net
+        grids = [tiles.grid for tiles in self.slide_tiles]
+        summaries = summarize_outputs(self.patch_result.test_outputs, grids, self.pipeline.lesion_threshold, config)
+        features = np.stack([summary.features for summary in summaries])
+        labels = np.array([view.record.label for view in self.views])
+        train = np.array([view.record.split == "train" for view in self.views])
+        net = train_slide_net(features[train], labels[train], config, self.seed)
+        scores = {"": slide_scores(net, features), MAX_POOL_PREFIX: np.array([s.max_score for s in summaries])}
+        self.evaluation = self._evaluation(scores, [summary.lesion_map for summary in summaries])
+        self.slide_metrics = screening_metrics(self.evaluation)
+        if self.context.is_main:
+            save_weights(net, context.directory)
+            save_operating_points(self.evaluation.thresholds, context.directory)
+        return StageOutcome(self.slide_metrics)
+
+    def _evaluation(self, scores: dict[str, np.ndarray], maps: list[np.ndarray]) -> SlideEvaluation:
+        pipeline, grids = self.pipeline, [tiles.grid for tiles in self.slide_tiles]
+        return evaluate_slides(scores, self.views, grids, maps, pipeline.operating_rule, pipeline.min_sensitivity,
+                               pipeline.lesion_threshold)  # fmt: skip
+
+    # slides, tissue and tiles
+
+    def _read_thumbnails(self) -> list[SlideView]:
+        if self.thumbnails is None:
+            config, root = self.data_config, self._root()
+            annotations = root / config.annotations if config.annotations else None
+            records = read_slide_table(root / config.labels, root / config.slides, annotations, config.data_card)
+            self.thumbnails = []
+            for record in tqdm(records, desc="thumbnails", disable=not self.context.is_main):
+                try:
+                    self.thumbnails.append(view_slide(record, self.pipeline.tiling, config.default_mpp))
+                except SlideReadError as error:
+                    self._skip(record.path, error)
+        return self.thumbnails
+
     def load_data(self):
-        config, root = self.data_config, self._root()
-        annotations = root / config.annotations if config.annotations else None
-        records = read_slide_table(root / config.labels, root / config.slides, annotations, config.data_card)
-        views = []
-        for record in tqdm(records, desc="thumbnails", disable=not self.context.is_main):
+        """The tiles of every readable slide (on tissue from the tissue stage, or Otsu's on a no-learning row):
+        the training and validation slides' known tiles, and every slide's for the test pass."""
+        views = self._read_thumbnails()
+        config = self.data_config
+        for view in tqdm(views, desc="tiles", disable=not self.context.is_main):
+            name = view.record.path.stem
+            tissue = self.tissue_masks.get(name)
+            if tissue is None:
+                tissue = otsu_tissue_mask(view.thumbnail, self.pipeline.otsu)
             try:
-                views.append(view_slide(record, self.pipeline.tiling, config.default_mpp))
-            except SlideReadError as error:
-                self._skip(record.path, error)
-        tissue = self._tissue_masks(views)
-        for view, mask in tqdm(list(zip(views, tissue, strict=True)), desc="tiles", disable=not self.context.is_main):
-            try:
-                tiles = tile_slide(view, mask, self.pipeline.tiling, config.default_mpp)
+                tiles = tile_slide(view, tissue, self.pipeline.tiling, config.default_mpp)
             except SlideReadError as error:
                 self._skip(view.record.path, error)
                 continue
@@ -206,16 +240,13 @@ class GastricWSITask(PaperTask):
             self.slide_tiles.append(tiles)
         for split in SPLITS:
             if not any(view.record.split == split for view in self.views):
-                raise DatasetError(f"no readable slide is in the {split} split of {root / config.labels}.")
+                raise DatasetError(f"no readable slide is in the {split} split of {self._root() / config.labels}.")
         return self._source({"train"}, True), self._source({"val"}, True), self._source(set(SPLITS), False)
 
-    def _tissue_masks(self, views: list[SlideView]) -> list[np.ndarray]:
-        """Each slide's tissue mask at its thumbnail level: network 1's or Otsu's (always Otsu's on a no-learning
-        row, which trains nothing). Where annotated tissue exists on test slides, both methods' Dice against it
-        is kept per slide."""
+    def _tissue_masks(self, views: list[SlideView], directory: Path) -> list[np.ndarray]:
+        """Each slide's tissue mask at its thumbnail level: network 1's (its weights saved in `directory`) or
+        Otsu's. Where annotated tissue exists on test slides, both methods' Dice against it is kept per slide."""
         otsu = [otsu_tissue_mask(view.thumbnail, self.pipeline.otsu) for view in views]
-        if self.no_learning:
-            return otsu
         network = None
         annotated = [v for v in views if v.record.split == "train" and v.annotated("tissue")]
         if self.pipeline.tissue == "network" and not annotated:
@@ -226,6 +257,8 @@ class GastricWSITask(PaperTask):
         if annotated:
             net = train_tissue_net([v.thumbnail for v in annotated], [v.mask("tissue") for v in annotated],
                                    self.pipeline.tissue_net, self.seed)  # fmt: skip
+            if self.context.is_main:
+                save_weights(net, directory)
             network = [network_tissue_mask(net, view.thumbnail) for view in views]
         tested = [i for i, v in enumerate(views) if v.record.split == "test" and v.annotated("tissue")]
         truth = {i: views[i].mask("tissue") for i in tested}
@@ -234,6 +267,10 @@ class GastricWSITask(PaperTask):
                 dices = {views[i].record.path.stem: dice(truth[i], masks[i]) for i in tested}
                 self.tissue_dice[f"tissue_dice_{method}"] = dices
         return network if self.pipeline.tissue == "network" else otsu
+
+    @staticmethod
+    def _mean_tissue_dice(tissue_dice: dict[str, dict[str, float]]) -> dict[str, float]:
+        return {name: float(np.mean(list(dices.values()))) for name, dices in tissue_dice.items()}
 
     def _screened_tissue_dice(self) -> dict[str, dict[str, float]]:
         """The per-slide tissue Dice of each method over the slides that were screened (read in full)."""
@@ -262,149 +299,37 @@ class GastricWSITask(PaperTask):
             )
         return TileSource(**{name: np.concatenate(values) for name, values in parts.items()})
 
+    # network 2's training logic lives in its trainee; the task's own metrics score a no-learning row
+
     def build_model(self):
-        return MultiTaskPatchNet(self.model_config)
+        return self.trainee.build_model()
 
     def loss(self, model, batch):
-        return patch_loss(model(batch["tiles"]), batch["labels"], batch["masks"], self.model_config)
+        return self.trainee.loss(model, batch)
 
     def predict(self, model, batch):
-        output = model(batch["tiles"])
-        probability = torch.softmax(output["class_logits"].float(), dim=1)[:, 1]
-        side = batch["tiles"].shape[-1] // MASK_STRIDE
-        if "mask_logits" in output:
-            lesion_map = torch.sigmoid(output["mask_logits"].float())
-        else:  # classification only: the patch's probability over the whole patch
-            lesion_map = probability[:, None, None].expand(-1, side, side)
-        truth = lesion_targets(batch["masks"], side)
-        return {
-            "probability": probability,
-            "lesion_map": lesion_map.reshape(len(probability), -1),
-            "truth_map": truth.reshape(len(probability), -1),
-            "label": batch["labels"].float(),
-            "slide": batch["slide"].float(),
-            "split": batch["split"].float(),
-            "known": batch["known"].float(),
-        }
+        return self.trainee.predict(model, batch)
 
     def metrics(self, outputs):
-        """Patch AUC and pixel Dice over the tiles whose masks are known; in the test pass (every split
-        present), the slide-level screening metrics too."""
-        known = outputs["known"] > 0.5
-        labels, lesion = outputs["label"][known], outputs["lesion_map"][known] >= self.pipeline.lesion_threshold
-        result = {"patch_dice": dice(outputs["truth_map"][known], lesion)}
-        if 0 < labels.sum() < len(labels):
-            result["patch_auc"] = auc(labels, outputs["probability"][known])
-        if self._is_test_pass(outputs):
-            result.update(self._screen(self._evaluate(outputs)))
+        """A no-learning row's metrics: patch AUC and Dice, and in the test pass (every split present) the
+        screening metrics of its slide scores, the highest patch score of each slide."""
+        result = patch_metrics(outputs, self.pipeline.lesion_threshold)
+        if set(np.unique(outputs["split"]).astype(int)) == set(range(len(SPLITS))):
+            grids = [tiles.grid for tiles in self.slide_tiles]
+            summaries = summarize_outputs(outputs, grids, self.pipeline.lesion_threshold, self.pipeline.slide_net)
+            scores = {"": np.array([summary.max_score for summary in summaries])}
+            self.evaluation = self._evaluation(scores, [summary.lesion_map for summary in summaries])
+            result.update(screening_metrics(self.evaluation))
         return result
-
-    @staticmethod
-    def _is_test_pass(outputs) -> bool:
-        return set(np.unique(outputs["split"]).astype(int)) == set(range(len(SPLITS)))
-
-    def _evaluate(self, outputs) -> SlideEvaluation:
-        """Every slide's features, max-pooled score and stitched lesion map from its tiles' outputs; the slide
-        scores and their validation operating points; the lesion Dice of the annotated positive test slides."""
-        slides = outputs["slide"].astype(int)
-        side = int(round(np.sqrt(outputs["lesion_map"].shape[1])))
-        threshold = self.pipeline.lesion_threshold
-        features, max_scores, maps = [], [], []
-        for index in range(len(self.views)):
-            rows = slides == index
-            tile_maps = outputs["lesion_map"][rows].reshape(-1, side, side)
-            probabilities = outputs["probability"][rows]
-            lesion_fraction = float((tile_maps >= threshold).mean()) if len(tile_maps) else 0.0
-            features.append(slide_features(probabilities, lesion_fraction, self.pipeline.slide_net))
-            max_scores.append(float(probabilities.max()) if len(probabilities) else 0.0)
-            maps.append(stitch(self.slide_tiles[index].grid, tile_maps))
-        labels = np.array([view.record.label for view in self.views])
-        split = np.array([view.record.split for view in self.views])
-        scores = self._slide_scores(np.stack(features), np.array(max_scores), labels, split == "train")
-        val = split == "val"
-        rule, minimum = self.pipeline.operating_rule, self.pipeline.min_sensitivity
-        thresholds = {prefix: operating_point(labels[val], s[val], rule, minimum) for prefix, s in scores.items()}
-        centers = np.array([view.record.center for view in self.views])
-        seen = np.isin(centers, centers[split == "train"])
-        groupings = (np.full(len(centers), ""), np.char.add(centers, "_"), np.where(seen, "seen_", "heldout_"))
-        network, tissue = self._lesion_dice(maps, labels, split, side)
-        return SlideEvaluation(scores, thresholds, labels, split, groupings, maps, network, tissue)
-
-    def _slide_scores(self, features: np.ndarray, max_scores: np.ndarray, labels: np.ndarray,
-                      train: np.ndarray) -> dict[str, np.ndarray]:  # fmt: skip
-        """Slide scores by metric prefix: network 3's (fitted on the training slides) and max-pooling's; on a
-        no-learning row, which trains nothing, its max-pooled patch scores alone."""
-        if self.no_learning:
-            return {"": max_scores}
-        net = train_slide_net(features[train], labels[train], self.pipeline.slide_net, self.seed)  # network 3
-        return {"": slide_scores(net, features), AGGREGATOR_PREFIXES["max"]: max_scores}
-
-    def _screen(self, evaluation: SlideEvaluation) -> dict[str, float]:
-        """The screening metrics; keeps the test slides' decisions for the overlays."""
-        result = {}
-        for prefix, scores in evaluation.scores.items():
-            result.update(self._slide_metrics(evaluation, scores, evaluation.thresholds[prefix], prefix))
-        for name in ("lesion_dice", "tissue_mask_lesion_dice"):
-            if getattr(evaluation, name):
-                result[name] = float(np.mean(list(getattr(evaluation, name).values())))
-        decision = "" if self.no_learning else AGGREGATOR_PREFIXES[self.pipeline.aggregator]
-        scores, threshold = evaluation.scores[decision], evaluation.thresholds[decision]
-        self.screened = [
-            {"index": i, "score": float(scores[i]), "positive": bool(scores[i] >= threshold), "map": evaluation.maps[i]}
-            for i in np.flatnonzero(evaluation.split == "test")
-        ]
-        return result
-
-    @staticmethod
-    def _slide_metrics(evaluation: SlideEvaluation, scores: np.ndarray, threshold: float, prefix: str):
-        """Test sensitivity and specificity at the validation operating point, and AUC: over all test slides,
-        per center, and for the centers seen in training against the held-out ones (a metric a group cannot
-        have, e.g. sensitivity without positive slides, is left out)."""
-        test, labels = evaluation.split == "test", evaluation.labels
-        result = {f"{prefix}threshold": threshold}
-        for names in evaluation.groupings:
-            for group, values in per_group(labels[test], scores[test], names[test], threshold).items():
-                result.update({f"{prefix}{group}{k}": v for k, v in values.items() if not np.isnan(v)})
-        return result
-
-    def _lesion_dice(self, maps: list[np.ndarray], labels: np.ndarray, split: np.ndarray, side: int):
-        """Per positive test slide with lesion annotations (by name), the Dice of the predicted lesion map and
-        of the tissue-tile mask (the baseline) against the annotated lesions."""
-        network, tissue = {}, {}
-        for index, slide_map in enumerate(maps):
-            view, grid = self.views[index], self.slide_tiles[index].grid
-            if split[index] != "test" or labels[index] != 1 or not view.annotated("lesion"):
-                continue
-            truth = rasterize(view.regions, {"lesion"}, slide_map.shape, grid.footprint / side)
-            tiles = stitch(grid, np.ones((len(grid.cells), side, side), np.float32))
-            network[view.record.path.stem] = dice(truth, slide_map >= self.pipeline.lesion_threshold)
-            tissue[view.record.path.stem] = dice(truth, tiles > 0)
-        return network, tissue
 
     def test_units(self, outputs) -> UnitContributions | None:
         """Per test slide (strata: its label), the contributions of the screening metrics of every group (AUC over
         the group's slides; sensitivity and specificity as means over its positive and negative slides, at the
         validation operating point) and of the per-slide means (lesion and tissue Dice). Patch AUC and patch Dice
         pool the tiles of every split, so they have none."""
-        if not self._is_test_pass(outputs):
+        if self.evaluation is None:
             return None
-        evaluation = self._evaluate(outputs)
-        test = np.flatnonzero(evaluation.split == "test")
-        labels = evaluation.labels[test]
-        names = np.array([self.views[i].record.path.stem for i in test])
-        units = UnitContributions(unit="slide", ids=names, strata=labels)
-        groupings = [names_of_group[test] for names_of_group in evaluation.groupings]
-        for prefix, scores in evaluation.scores.items():
-            add_screening_units(units, prefix, scores[test], labels, evaluation.thresholds[prefix], groupings)
-        per_slide = {
-            "lesion_dice": evaluation.lesion_dice,
-            "tissue_mask_lesion_dice": evaluation.tissue_mask_lesion_dice,
-            **self._screened_tissue_dice(),
-        }
-        for name, values in per_slide.items():
-            if values:
-                units.add_mean(name, [values.get(n, 0.0) for n in names], [n in values for n in names])
-        return units
+        return slide_units(self.evaluation, self._screened_tissue_dice())
 
     def no_learning_scorers(self) -> tuple[str, ...]:
         return SCORERS
@@ -437,28 +362,46 @@ class GastricWSITask(PaperTask):
 
     def record_metrics(self, test_metrics):
         counts = {"slides_screened": float(len(self.views)), "slides_skipped": float(len(self.skipped))}
-        tissue = {name: float(np.mean(list(dices.values()))) for name, dices in self._screened_tissue_dice().items()}
-        return {**test_metrics, **tissue, **counts}
+        tissue = self._mean_tissue_dice(self._screened_tissue_dice())
+        return {**test_metrics, **self.slide_metrics, **tissue, **counts}
 
     def write_outputs(self, model, run_dir: Path) -> dict[str, Path]:
         """Per test slide: heatmap, overlay and lesion-mask PNGs in <run>/screening, and screening.csv."""
+        if self.evaluation is None:
+            return {}
+        evaluation = self.evaluation
+        decision_prefix = "" if self.no_learning else AGGREGATOR_PREFIXES[self.pipeline.aggregator]
+        scores, threshold = evaluation.scores[decision_prefix], evaluation.thresholds[decision_prefix]
         folder = run_dir / "screening"
         images, lines = {}, ["slide,center,label,score,decision"]
-        for entry in self.screened:
-            view = self.views[entry["index"]]
-            probability = on_thumbnail(view, self.slide_tiles[entry["index"]].grid, entry["map"])
-            decision = "positive" if entry["positive"] else "negative"
-            caption = f"{view.record.path.stem}: {entry['score']:.2f} {decision} (label {view.record.label})"
+        for index in evaluation.test_rows():
+            view, score = self.views[index], float(scores[index])
+            probability = on_thumbnail(view, self.slide_tiles[index].grid, evaluation.maps[index])
+            decision = "positive" if score >= threshold else "negative"
+            caption = f"{view.record.path.stem}: {score:.2f} {decision} (label {view.record.label})"
             paths = write_slide_outputs(folder, view, probability, self.pipeline.lesion_threshold, caption)
             if len(images) < 4:
                 images[f"screening/{view.record.path.stem}"] = paths["overlay"]
-            lines.append(
-                f"{view.record.path.name},{view.record.center},{view.record.label},{entry['score']:.4f},{decision}"
-            )
-        if self.screened:
-            folder.mkdir(parents=True, exist_ok=True)
+            lines.append(f"{view.record.path.name},{view.record.center},{view.record.label},{score:.4f},{decision}")
+        if len(lines) > 1:
             (folder / "screening.csv").write_text("\n".join(lines) + "\n")
         return images
+
+    # mode=predict
+
+    def predict_new_data(self, trained_run: Path, output_dir: Path) -> dict[str, float]:
+        """Screen every slide of this run's folder (its label table's, or every file in its slides folder) with
+        the trained run's three networks: slides.csv, and per slide a heatmap, an overlay and a QuPath GeoJSON of
+        the predicted lesions in output_dir/screening; a slide whose outputs exist is not screened again on
+        resume=true. Metrics (AUC, sensitivity, specificity, lesion Dice) over the slides with labels."""
+        if not self.context.is_main:
+            return {}
+        config, root = self.data_config, self._root()
+        annotations = root / config.annotations if config.annotations else None
+        records = screening_records(root / config.labels, root / config.slides, annotations)
+        networks = TrainedNetworks.load(Path(trained_run), self.pipeline, self.model_config, self.context.device)
+        rows = screen_folder(records, networks, config.default_mpp, output_dir, bool(self.cfg.resume))
+        return folder_metrics(rows, networks.threshold)
 
     def bench(self):
         from papers.gastric_wsi.bench import GastricBenchConfig, run_benchmarks
