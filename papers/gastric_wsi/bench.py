@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from common.bench import BenchFigure, multiple_figure, throughput_figure
+from common.config import bounded
 from papers.gastric_wsi.data import read_slide_table
 from papers.gastric_wsi.patch_network import MultiTaskPatchNet, tile_tensor
 from papers.gastric_wsi.screening import view_slide
@@ -20,8 +21,8 @@ from papers.gastric_wsi.tissue import otsu_tissue_mask
 
 @dataclass
 class GastricBenchConfig:
-    slides: int = 4  # test slides measured
-    workers: int = 2  # N of the parallel figure (1 is always measured)
+    slides: int = bounded(4, minimum=1)  # test slides measured
+    workers: int = bounded(2, minimum=1)  # N of the parallel figure (1 is always measured)
 
 
 def _grid(task, record, tiling: TilingConfig) -> TileGrid:

@@ -12,6 +12,7 @@ from torch import nn
 from torch.nn import functional
 
 from common.backbones import feature_backbone
+from common.config import bounded
 
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)  # ImageNet statistics, as timm's encoders expect
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -28,9 +29,9 @@ class PatchNetConfig:
     encoder: str = "resnet18"  # timm name (the paper's backbone is not stated)
     encoder_weights: str | None = None  # local timm checkpoint; nothing is downloaded
     segmentation: bool = True  # False: classification-only baseline (no decoder, no mask losses)
-    decoder_width: int = 64
-    dice_weight: float = 1.0
-    mask_weight: float = 1.0
+    decoder_width: int = bounded(64, minimum=1)
+    dice_weight: float = bounded(1.0, minimum=0.0)
+    mask_weight: float = bounded(1.0, minimum=0.0)
 
 
 class MultiTaskPatchNet(nn.Module):

@@ -7,22 +7,24 @@ A 3-layer MLP maps them to the slide's logit; the baseline scores a slide by its
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional
 
+from common.config import bounded
+
 
 @dataclass
 class SlideNetConfig:
-    bins: int = 10
-    top_k: int = 5
-    hidden: list[int] = field(default_factory=lambda: [32, 16])  # two hidden layers: three linear layers in all
-    epochs: int = 300  # full-batch Adam steps over the training slides' features
-    lr: float = 0.01
-    weight_decay: float = 0.001
+    bins: int = bounded(10, minimum=1)
+    top_k: int = bounded(5, minimum=1)
+    hidden: list[int] = bounded(default_factory=lambda: [32, 16], minimum=1)  # two hidden layers: three linear
+    epochs: int = bounded(300, minimum=1)  # full-batch Adam steps over the training slides' features
+    lr: float = bounded(0.01, above=0.0)
+    weight_decay: float = bounded(0.001, minimum=0.0)
 
 
 def slide_features(probabilities: np.ndarray, lesion_fraction: float, config: SlideNetConfig) -> np.ndarray:

@@ -12,7 +12,7 @@ centers differ in stain as real labs do; the last center is held out of training
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
+from common.config import bounded
 from common.data.generated import ensure_generated
 from papers.gastric_wsi.annotations import Region, write_geojson
 from papers.gastric_wsi.pyramid import write_pyramid
@@ -30,21 +31,21 @@ EOSIN = np.array([0.07, 0.99, 0.11])
 
 @dataclass
 class SyntheticGastricConfig:
-    slides_per_center: int = 12
-    centers: int = 3  # the last one is held out: all its slides are test slides
-    positive_fraction: float = 0.5
-    split: list[int] = field(default_factory=lambda: [6, 2, 4])  # train / val / test slides per seen center
-    size: int = 4096  # level-0 width and height, pixels
-    mpp: float = 0.5  # level 0 ("20x")
-    levels: int = 5
-    tile: int = 256  # TIFF tile edge
-    fragments: list[int] = field(default_factory=lambda: [2, 4])  # tissue fragments per slide (min, max)
-    lesions: list[int] = field(default_factory=lambda: [1, 3])  # lesions per positive slide (min, max)
-    lesion_radius_um: list[float] = field(default_factory=lambda: [120.0, 320.0])
-    inflammation: list[int] = field(default_factory=lambda: [0, 3])  # benign dense clusters per slide
-    nucleus_radius_um: float = 3.5  # normal nuclei; lesion nuclei are larger and vary
-    stain_jitter: float = 0.12  # per-center perturbation of the stain vectors and strengths
-    seed: int = 0
+    slides_per_center: int = bounded(12, minimum=1)
+    centers: int = bounded(3, minimum=2)  # the last one is held out: all its slides are test slides
+    positive_fraction: float = bounded(0.5, minimum=0.0, maximum=1.0)
+    split: list[int] = bounded(default_factory=lambda: [6, 2, 4], minimum=0)  # train / val / test per seen center
+    size: int = bounded(4096, minimum=64)  # level-0 width and height, pixels
+    mpp: float = bounded(0.5, above=0.0)  # level 0 ("20x")
+    levels: int = bounded(5, minimum=1)
+    tile: int = bounded(256, minimum=16)  # TIFF tile edge (TIFF tiles are multiples of 16)
+    fragments: list[int] = bounded(default_factory=lambda: [2, 4], minimum=1)  # tissue fragments (min, max)
+    lesions: list[int] = bounded(default_factory=lambda: [1, 3], minimum=1)  # lesions per positive slide (min, max)
+    lesion_radius_um: list[float] = bounded(default_factory=lambda: [120.0, 320.0], above=0.0)
+    inflammation: list[int] = bounded(default_factory=lambda: [0, 3], minimum=0)  # benign dense clusters per slide
+    nucleus_radius_um: float = bounded(3.5, above=0.0)  # normal nuclei; lesion nuclei are larger and vary
+    stain_jitter: float = bounded(0.12, minimum=0.0, below=1.0)  # per-center perturbation of stains and strengths
+    seed: int = bounded(0, minimum=0)
 
 
 def _blob(shape: tuple[int, int], centre: np.ndarray, radius: float, rng: np.random.Generator) -> np.ndarray:

@@ -11,17 +11,18 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from common.config import bounded
 from papers.gastric_wsi.slides import SlideInfo, read_region
 
 
 @dataclass
 class TilingConfig:
-    mpp: float = 1.0  # µm per pixel of the tiles the patch network sees (10x; the paper's is not stated)
-    size: int = 128  # tile edge in pixels at that magnification
-    min_tissue: float = 0.25  # share of a tile's footprint the tissue mask must cover to keep it
-    thumbnail_mpp: float = 8.0  # µm per pixel of the level the tissue mask and the overlays are made on
-    workers: int = 2  # threads reading regions
-    chunk: int = 64  # tiles read per chunk
+    mpp: float = bounded(1.0, above=0.0)  # µm per pixel of the tiles network 2 sees (10x; the paper's: not stated)
+    size: int = bounded(128, minimum=8)  # tile edge in pixels at that magnification (the lesion map is a quarter)
+    min_tissue: float = bounded(0.25, minimum=0.0, maximum=1.0)  # share of a tile's footprint that must be tissue
+    thumbnail_mpp: float = bounded(8.0, above=0.0)  # µm per pixel of the level tissue masks and overlays are made on
+    workers: int = bounded(2, minimum=1)  # threads reading regions
+    chunk: int = bounded(64, minimum=1)  # tiles read per chunk
 
 
 @dataclass

@@ -12,13 +12,15 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from common.config import bounded
+
 
 @dataclass
 class OtsuConfig:
-    blur: int = 7  # median filter width (pixels of the thumbnail)
-    close: int = 5  # morphological closing, then opening, kernel width
-    open: int = 5
-    min_area_fraction: float = 0.001  # components smaller than this share of the thumbnail are dropped
+    blur: int = bounded(7, minimum=1)  # median filter width (pixels of the thumbnail)
+    close: int = bounded(5, minimum=1)  # morphological closing, then opening, kernel width
+    open: int = bounded(5, minimum=1)
+    min_area_fraction: float = bounded(0.001, minimum=0.0, maximum=1.0)  # smaller components are dropped
 
 
 def otsu_tissue_mask(rgb: np.ndarray, config: OtsuConfig) -> np.ndarray:
@@ -36,11 +38,11 @@ def otsu_tissue_mask(rgb: np.ndarray, config: OtsuConfig) -> np.ndarray:
 
 @dataclass
 class TissueNetConfig:
-    width: int = 16
-    steps: int = 150
-    batch_size: int = 4
-    crop: int = 96  # training crops of the thumbnails
-    lr: float = 0.003
+    width: int = bounded(16, minimum=1)
+    steps: int = bounded(150, minimum=1)
+    batch_size: int = bounded(4, minimum=1)
+    crop: int = bounded(96, minimum=4)  # training crops of the thumbnails (two 2x poolings)
+    lr: float = bounded(0.003, above=0.0)
 
 
 class TissueNet(nn.Module):
