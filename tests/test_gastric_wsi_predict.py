@@ -146,7 +146,7 @@ def test_predict_screens_another_generated_draw(trained_run, tmp_path):
         regions = read_annotations(tmp_path / "screening" / f"{stem}_lesions.geojson")
         assert {region.label for region in regions} <= {"lesion"}
     record = json.loads((tmp_path / "predictions.json").read_text())
-    assert record["from_run"] == str(run_dir) and record["data_seed"] == 5
+    assert record["from_run"] == str(run_dir) and record["config"]["data"]["generator"]["seed"] == 5
     assert {"auc", "sensitivity", "specificity", "lesion_dice"} <= set(record["metrics"])
 
 
