@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import types
+import typing
 from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
@@ -44,7 +46,7 @@ def typed_config(schema: type[Schema], node: DictConfig | dict | None, where: st
     """
     try:
         values = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
-        merged = OmegaConf.merge(OmegaConf.structured(schema), values or {})
+        merged = OmegaConf.merge(OmegaConf.structured(schema), _nested_floats(schema, values or {}))
         instance = OmegaConf.to_object(merged)
     except OmegaConfBaseException as error:
         key = getattr(error, "full_key", None) or "?"
@@ -60,6 +62,29 @@ def typed_config(schema: type[Schema], node: DictConfig | dict | None, where: st
         ) from None
     check_bounds(instance, where)
     return instance
+
+
+def _nested_floats(schema: type, values: Any) -> Any:
+    """`values` with whole numbers made floats inside list-of-list-of-float fields (a matrix such as λ), which
+    OmegaConf refuses as ints, unlike a flat list of floats; nested dataclass fields likewise."""
+    if not isinstance(values, dict) or not dataclasses.is_dataclass(schema):
+        return values
+    hints = typing.get_type_hints(schema)
+    converted = dict(values)
+    for name, value in values.items():
+        hint = _without_none(hints.get(name))
+        if hint == list[list[float]] and isinstance(value, list):
+            converted[name] = [[float(x) if isinstance(x, int) else x for x in row] for row in value]
+        elif isinstance(hint, type) and dataclasses.is_dataclass(hint):
+            converted[name] = _nested_floats(hint, value)
+    return converted
+
+
+def _without_none(hint: Any) -> Any:
+    """`X` of a hint `X | None`, the hint itself otherwise."""
+    arguments = [argument for argument in typing.get_args(hint) if argument is not type(None)]
+    is_optional = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
+    return arguments[0] if is_optional and len(arguments) == 1 else hint
 
 
 def check_bounds(instance: Any, where: str) -> None:

@@ -92,7 +92,7 @@ def trained_config(cfg: DictConfig) -> tuple[Path, DictConfig]:
             f"paper={record.get('paper')} or give a run of {cfg.paper}."
         )
     this_run = {
-        "data": OmegaConf.to_container(cfg.data, resolve=True),
+        "data": OmegaConf.to_container(cfg.data, resolve=False),  # keeps ${data_seed}: the task sees the draw
         "seed": int(cfg.seed),
         "data_seed": int(cfg.data_seed),
         "mode": OmegaConf.to_container(cfg.mode, resolve=True),
@@ -125,12 +125,15 @@ def predict(cfg: DictConfig, task, settings: TrainerConfig, trained_run: Path, r
 
 
 def typed_settings(task, settings: TrainerConfig) -> dict:
-    """The typed, merged config that runs: the trainer's and every typed config the task built (its
-    `<name>_config` attributes, named <name>), defaults filled in and types checked."""
+    """The typed, merged config that runs: the trainer's and every typed config the task built (its dataclass
+    attributes made of plain values, `<name>_config` named <name>), defaults filled in and types checked."""
     typed = {"trainer": asdict(settings)}
     for name, value in vars(task).items():
         if is_dataclass(value) and not isinstance(value, type):
-            typed[name.removesuffix("_config")] = asdict(value)
+            try:  # loaded data (arrays, tables) is no config
+                typed[name.removesuffix("_config")] = json.loads(json.dumps(asdict(value)))
+            except TypeError:
+                continue
     return json.loads(json.dumps(typed, default=str))  # plain lists and strings, as results.json holds them
 
 
@@ -206,7 +209,9 @@ def train(cfg: DictConfig, task, settings: TrainerConfig, run_dir: Path) -> dict
             trainer = Trainer(task, settings, int(cfg.seed), run_dir, logger, resume=bool(cfg.resume))
             result, stage_records = trainer.fit(*task.load_data()), []
         else:
-            stage_records, result = run_stages(stages, run_dir, logger, bool(cfg.resume), int(cfg.seed), settings)
+            stage_records, result = run_stages(
+                stages, run_dir, logger, bool(cfg.resume), int(cfg.seed), settings, context.is_main
+            )
         if not context.is_main:
             return None
         metrics = task.record_metrics(result.metrics)

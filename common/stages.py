@@ -100,9 +100,16 @@ class StageRecord:
 
 
 def run_stages(
-    stages: list[Stage], run_dir: Path, logger: RunLogger, resume: bool, seed: int, settings: TrainerConfig
+    stages: list[Stage],
+    run_dir: Path,
+    logger: RunLogger,
+    resume: bool,
+    seed: int,
+    settings: TrainerConfig,
+    is_main: bool = True,
 ) -> tuple[list[StageRecord], TrainingResult]:
-    """Run (or, on resume, restore) every stage in order; the records and the last stage's training result."""
+    """Run (or, on resume, restore) every stage in order; the records and the last stage's training result.
+    Every rank runs every stage; rank 0 (`is_main`) alone writes stage.json and the curves."""
     records: list[StageRecord] = []
     training: TrainingResult | None = None
     offset = 0
@@ -123,8 +130,9 @@ def run_stages(
             outcome = stage.run(context)
             duration = round(time.perf_counter() - started, 1)
             record = StageRecord(stage.name, stage.config(), outcome.metrics, duration, stage_logger.last_step)
-            _write_finished(directory, record)
-            if outcome.training is not None:
+            if is_main:
+                _write_finished(directory, record)
+            if is_main and outcome.training is not None:
                 plot_training_curves(outcome.training.history, directory / "training_curves.png")
         records.append(record)
         training = outcome.training or training

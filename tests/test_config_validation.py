@@ -147,3 +147,12 @@ def test_mode_config_prints_the_typed_merged_config(run_cli, tmp_path) -> None:
     assert completed.returncode == 0, completed.stderr
     assert "trainer:" in completed.stdout and "num_heads: 2" in completed.stdout
     assert "key_dim:" in completed.stdout  # a default the YAML does not repeat is shown too
+
+
+@dataclasses.dataclass
+class _Matrix:
+    weights: list[list[float]] | None = None
+
+
+def test_a_matrix_of_floats_takes_whole_numbers() -> None:
+    assert typed_config(_Matrix, {"weights": [[0, 1], [1, 0]]}, "node").weights == [[0.0, 1.0], [1.0, 0.0]]

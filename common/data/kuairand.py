@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from common.data.generated import dataset_root
+from common.config import bounded
 from common.errors import DatasetError
 
 LOG_COLUMNS = (
@@ -213,11 +214,11 @@ class KuaiRandSourceConfig:
 
     name: str = "kuairand"
     root: str | None = None  # real KuaiRand: the folder holding its CSV files
-    version: str = "1k"  # KuaiRand version in the file names: 1k, pure, 27k
+    version: str = bounded("1k", choices=("1k", "pure", "27k", "synthetic"))  # KuaiRand version in the file names
     cache_dir: str = ".cache/reprozoo"  # where generated data is written
     sample_start_date: int | None = None  # YYYYMMDD; earlier logs are not samples
-    valid_days: int = 1
-    test_days: int = 2
+    valid_days: int = bounded(1, minimum=1)
+    test_days: int = bounded(2, minimum=1)
     include_random_logs: bool = False
     user_feature_columns: list[str] = field(default_factory=lambda: ["user_active_degree", "register_days_range"])
     data_card: str = "data_cards/kuairand.md"

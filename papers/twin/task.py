@@ -37,8 +37,6 @@ SPLITS = ("train", "valid", "test")
 @dataclass
 class LifelongDataConfig(KuaiRandSourceConfig):
     name: str = bounded("synthetic_lifelong", choices=DATASETS)
-    valid_days: int = bounded(1, minimum=1)
-    test_days: int = bounded(2, minimum=1)
     data_card: str = "data_cards/synthetic_lifelong.md"
     generator: SyntheticLifelongConfig = field(default_factory=SyntheticLifelongConfig)
 
