@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.data.generated import dataset_root
 from common.config import bounded
+from common.data.generated import dataset_root
 from common.errors import DatasetError
 
 LOG_COLUMNS = (
