@@ -12,20 +12,32 @@ constant scores).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 from torch.nn import functional
 
 from common.backbones import feature_backbone
+from common.config import bounded
 from papers.ml_fsic.model import PrototypeModelConfig
 
 
+@dataclass
+class EpisodeHeadConfig:
+    """The linear head a test episode fits on its support set's frozen features (`model.episode_head`)."""
+
+    steps: int = bounded(100, minimum=1)
+    lr: float = bounded(0.1, above=0.0)
+
+
 class FineTunedClassifier(nn.Module):
-    def __init__(self, config: PrototypeModelConfig, labels: int, head_steps: int = 100, head_lr: float = 0.1):
+    def __init__(self, config: PrototypeModelConfig, labels: int, episode_head: EpisodeHeadConfig | None = None):
         super().__init__()
         self.backbone = feature_backbone(config.backbone, config.backbone_weights, (-1,))
         self.head = nn.Linear(self.backbone.feature_info.channels()[-1], labels)
-        self.head_steps, self.head_lr = head_steps, head_lr
+        self.episode_head = episode_head or EpisodeHeadConfig()
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         (local,) = self.backbone(images)
@@ -38,27 +50,37 @@ class FineTunedClassifier(nn.Module):
         return {"support_scores": logits[:support], "query_scores": logits[support:]}
 
     def fit_and_score(self, episode: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Query logits [Q, N] from a linear head fitted (Adam) on the support set's frozen features,
-        standardized by the support set's mean and spread."""
+        """Query logits [Q, N] from a head fitted on the episode's support set (`fitted_scorer`)."""
         labels = episode["query_targets"].shape[1]
+        return self.fitted_scorer(episode["support"], episode["support_targets"], labels)(episode["query"])
+
+    def fitted_scorer(
+        self, support: torch.Tensor, support_targets: torch.Tensor, labels: int
+    ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """A function from images [Q, 3, H, W] to logits [Q, N]: a linear head over N labels fitted (Adam) on the
+        support set's frozen features, standardized by the support set's mean and spread; constant scores
+        without support images."""
+        if not len(support):
+            return lambda images: torch.zeros(len(images), labels, device=images.device)
         with torch.no_grad():
-            query = self.features(episode["query"])
-            if not len(episode["support"]):
-                return torch.zeros(len(query), labels, device=query.device)
-            real = self.features(episode["support"])
-            support, targets = self.support_set(real, episode["support_targets"])
+            real = self.features(support)
+            augmented, targets = self.support_set(real, support_targets)
             centre, spread = real.mean(0), real.std(0, unbiased=False) + 1e-6
-            support, query = (support - centre) / spread, (query - centre) / spread
-        head = nn.Linear(query.shape[1], labels).to(query.device)
-        optimizer = torch.optim.Adam(head.parameters(), lr=self.head_lr)
+            augmented = (augmented - centre) / spread
+        head = nn.Linear(real.shape[1], labels).to(real.device)
+        optimizer = torch.optim.Adam(head.parameters(), lr=self.episode_head.lr)
         with torch.enable_grad():
-            for _ in range(self.head_steps):
-                loss = functional.binary_cross_entropy_with_logits(head(support), targets)
+            for _ in range(self.episode_head.steps):
+                loss = functional.binary_cross_entropy_with_logits(head(augmented), targets)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-        with torch.no_grad():
-            return head(query)
+
+        @torch.no_grad()
+        def scores(images: torch.Tensor) -> torch.Tensor:
+            return head((self.features(images) - centre) / spread)
+
+        return scores
 
     def support_set(self, features: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The features and targets the episode's head is fitted on: the support images as they are."""
@@ -80,8 +102,8 @@ class SetOperation(nn.Module):
 
 
 class LaSOClassifier(FineTunedClassifier):
-    def __init__(self, config: PrototypeModelConfig, labels: int, head_steps: int = 100, head_lr: float = 0.1):
-        super().__init__(config, labels, head_steps, head_lr)
+    def __init__(self, config: PrototypeModelConfig, labels: int, episode_head: EpisodeHeadConfig | None = None):
+        super().__init__(config, labels, episode_head)
         dim = self.head.in_features
         self.intersection, self.union, self.difference = SetOperation(dim), SetOperation(dim), SetOperation(dim)
 

@@ -11,12 +11,13 @@ import numpy as np
 import torch
 
 from common.bench import BenchFigure, throughput_figure
+from common.config import bounded
 from papers.ml_fsic.model import WordGuidedPrototypes, episode_loss
 
 
 @dataclass
 class MLFSICBenchConfig:
-    episodes: int = 10
+    episodes: int = bounded(10, minimum=1)
 
 
 def _episodes_per_second(step, episodes: int) -> float:
@@ -31,9 +32,9 @@ def run_benchmarks(task, settings: MLFSICBenchConfig) -> list[BenchFigure]:
     task.prepare_data()
     train, _, test = task.load_data()
     models = {
-        "word-vector guided prototypes": WordGuidedPrototypes(task.model_config, task.word_dim),
+        "word-vector guided prototypes": WordGuidedPrototypes(task.model_config.prototypes, task.word_dim),
         "mean prototypes": WordGuidedPrototypes(
-            replace(task.model_config, attention=False, weighting="mean"), task.word_dim
+            replace(task.model_config.prototypes, attention=False, weighting="mean"), task.word_dim
         ),
     }
     train_rate, test_rate = {}, {}

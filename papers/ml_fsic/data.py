@@ -1,6 +1,6 @@
 """Multi-label image sets from COCO annotation JSON (pycocotools) and PASCAL VOC 2007 XML, the label-split rule
-(an image belongs to a split only if all its labels do), and label word vectors from a GloVe-format text
-file (gensim KeyedVectors; a multi-word label is the mean of its words)."""
+(an image belongs to a split only if all its labels do), label word vectors from a GloVe-format text file
+(gensim KeyedVectors; a multi-word label is the mean of its words), and images as normalized tensors."""
 
 from __future__ import annotations
 
@@ -11,9 +11,14 @@ import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
+import torch
 
 from common.errors import DatasetError
+
+MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)  # ImageNet's channel statistics
+STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
 @dataclass
@@ -27,8 +32,11 @@ class MultiLabelImages:
         return MultiLabelImages([self.paths[i] for i in rows], self.labels[np.ix_(rows, columns)], list(names))
 
 
-def read_coco(annotation_files: list[Path], image_dirs: list[Path], data_card: str) -> MultiLabelImages:
-    """Images with at least one annotation from each instances JSON, the images found in the matching folder."""
+def read_coco(
+    annotation_files: list[Path], image_dirs: list[Path], data_card: str, keep_unannotated: bool = False
+) -> MultiLabelImages:
+    """Images with at least one annotation (every image with `keep_unannotated`, unannotated ones without any
+    label) from each instances JSON, the images found in the matching folder."""
     from pycocotools.coco import COCO
 
     paths, label_sets, names = [], [], {}
@@ -40,7 +48,7 @@ def read_coco(annotation_files: list[Path], image_dirs: list[Path], data_card: s
         names.update({category["id"]: category["name"] for category in coco.loadCats(coco.getCatIds())})
         for image in coco.loadImgs(coco.getImgIds()):
             categories = {a["category_id"] for a in coco.loadAnns(coco.getAnnIds(imgIds=image["id"], iscrowd=None))}
-            if categories:
+            if categories or keep_unannotated:
                 paths.append(Path(images) / image["file_name"])
                 label_sets.append({names[c] for c in categories})
     return _as_matrix(paths, label_sets, sorted(set(names.values())))
@@ -112,3 +120,15 @@ def label_vectors(path: Path, names: list[str], data_card: str) -> np.ndarray:
             raise DatasetError(f"label {name!r}: words {missing} are not in the word vectors of {path}.")
         rows.append(np.mean([vectors[word] for word in words], axis=0))
     return np.stack(rows).astype(np.float32)
+
+
+def load_pixels(paths: list[Path], size: int, data_card: str) -> torch.Tensor:
+    """[images, 3, size, size]: each image as RGB, resized and normalized by ImageNet's channel statistics."""
+    frames = []
+    for path in paths:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise DatasetError(f"{path} is not a readable image; {data_card}.")
+        image = cv2.resize(image[:, :, ::-1], (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
+        frames.append((image / 255 - MEAN) / STD)
+    return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous()

@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn import functional
 
 from common.backbones import feature_backbone
+from common.config import bounded
 
 SCALE = 20.0
 
@@ -26,12 +27,13 @@ SCALE = 20.0
 class PrototypeModelConfig:
     backbone: str = "resnet50"  # timm name; the reduced default is set in the paper config
     backbone_weights: str | None = None  # a local timm checkpoint (nothing is downloaded)
-    dim: int = 512
-    heads: int = 8
-    mlp_dim: int = 1024
-    dropout: float = 0.1
+    dim: int = bounded(512, minimum=1)
+    heads: int = bounded(8, minimum=1)
+    mlp_dim: int = bounded(1024, minimum=1)
+    dropout: float = bounded(0.1, minimum=0.0, below=1.0)
     attention: bool = True  # False: z_{i,l} = v_i (the no-attention ablation)
-    weighting: str = "word_guided"  # word_guided: softmax_i s(v_i, t_l); mean: the labeled images' mean (ProtoNet)
+    # word_guided: softmax_i s(v_i, t_l); mean: the labeled images' mean (ProtoNet)
+    weighting: str = bounded("word_guided", choices=("word_guided", "mean"))
 
 
 def score(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -101,6 +103,21 @@ class WordGuidedPrototypes(nn.Module):
         prototypes = torch.einsum("sn,snd->nd", weights, parts)
         unsupported = ~has_label.any(0)
         return torch.where(unsupported[:, None], labels, prototypes), support_scores
+
+    def label_prototypes(
+        self, support: torch.Tensor, support_targets: torch.Tensor, word_vectors: torch.Tensor
+    ) -> torch.Tensor:
+        """p [N, d] of the labels with word vectors [N, dim] from a support set (images [S, 3, H, W], targets
+        [S, N]), to score any number of images against with `image_scores`."""
+        labels = self.word_projection(word_vectors)
+        if not len(support):
+            return labels
+        local, global_ = self.features(support)
+        return self.prototypes(local, global_, support_targets, labels)[0]
+
+    def image_scores(self, images: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
+        """s(v_q, p_l) [Q, N] of images [Q, 3, H, W] against prototypes [N, d]."""
+        return score(self.features(images)[1], prototypes)
 
     def forward(self, episode: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """episode: support [S, 3, H, W], support_targets [S, N], query [Q, 3, H, W], word_vectors [N, 300]."""

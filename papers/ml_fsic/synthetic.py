@@ -13,7 +13,7 @@ by the split rule, as in COCO).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from itertools import product
 from pathlib import Path
@@ -22,28 +22,48 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
+from common.config import bounded
 from common.data.generated import ensure_generated
+from common.errors import ConfigError
 
 COLOURS = {"red": (220, 40, 40), "green": (40, 180, 60), "blue": (50, 80, 220), "yellow": (230, 210, 40),
            "cyan": (40, 200, 210), "magenta": (200, 50, 200)}  # fmt: skip
 SHAPES = ("circle", "square", "triangle", "star", "ring", "cross")
 TEXTURES = ("plain", "striped", "dotted")
 ATTRIBUTES = {"texture": TEXTURES, "colour": tuple(COLOURS), "shape": SHAPES}
+COMBINATIONS = len(TEXTURES) * len(COLOURS) * len(SHAPES)  # the possible labels
+GRID_CELLS = 4  # an image is a 2 x 2 grid, one object per cell
+SMALLEST_IMAGE = 5  # the smallest image whose object radii (size // 9 up to size // 5) form a non-empty range
 
 
 @dataclass
 class SyntheticMultiLabelConfig:
-    labels: int = 40  # attribute combinations used as labels (of 3 x 6 x 6)
-    split: list[int] = field(default_factory=lambda: [26, 6, 8])  # train / val / test labels (COCO: 52 / 12 / 16)
-    images: int = 3000
-    mixed_fraction: float = 0.1  # images mixing labels of several splits (dropped by the split rule)
-    min_objects: int = 1
-    max_objects: int = 3
-    image_size: int = 96
-    vector_dim: int = 300
-    attribute_noise: float = 0.5  # per-word noise around its attribute's direction (unit scale)
-    filler_words: int = 200  # unrelated words in the vector file, as in a real vocabulary
-    seed: int = 0
+    labels: int = bounded(40, minimum=1, maximum=COMBINATIONS)  # attribute combinations used as labels
+    # train / val / test labels (COCO: 52 / 12 / 16)
+    split: list[int] = bounded(default_factory=lambda: [26, 6, 8], minimum=1)
+    images: int = bounded(3000, minimum=1)
+    mixed_fraction: float = bounded(0.1, minimum=0.0, maximum=1.0)  # images mixing labels of several splits
+    min_objects: int = bounded(1, minimum=1, maximum=GRID_CELLS)
+    max_objects: int = bounded(3, minimum=1, maximum=GRID_CELLS)
+    image_size: int = bounded(96, minimum=SMALLEST_IMAGE)
+    vector_dim: int = bounded(300, minimum=1)
+    attribute_noise: float = bounded(0.5, minimum=0.0)  # per-word noise around its attribute's direction
+    filler_words: int = bounded(200, minimum=0)  # unrelated words in the vector file, as in a real vocabulary
+    seed: int = bounded(0, minimum=0)
+
+
+def check_generator(config: SyntheticMultiLabelConfig) -> None:
+    """What the fields' bounds cannot say alone: three splits within the labels, at most max_objects objects."""
+    if len(config.split) != 3 or sum(config.split) > config.labels:
+        raise ConfigError(
+            f"Bad config value data.generator.split={config.split}: it must give the train, val and test labels "
+            f"(three counts) summing to at most data.generator.labels={config.labels}."
+        )
+    if config.min_objects > config.max_objects:
+        raise ConfigError(
+            f"Bad config value data.generator.min_objects={config.min_objects}: it must be ≤ "
+            f"data.generator.max_objects={config.max_objects}."
+        )
 
 
 def label_names(config: SyntheticMultiLabelConfig, rng: np.random.Generator) -> list[str]:
@@ -107,7 +127,7 @@ def _image(config, names: list[str], pool: np.ndarray, rng: np.random.Generator)
     image = (rng.normal(110, 18, (size, size, 3))).clip(0, 255).astype(np.uint8)
     count = int(rng.integers(config.min_objects, config.max_objects + 1))
     labels = rng.choice(pool, min(count, len(pool)), replace=False)
-    cells = rng.choice(4, len(labels), replace=False)
+    cells = rng.choice(GRID_CELLS, len(labels), replace=False)
     objects = []
     for label, cell in zip(labels, cells, strict=True):
         r = int(rng.integers(size // 9, size // 5))

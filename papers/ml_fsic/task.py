@@ -8,73 +8,98 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
-from common.config import require_choice, typed_config
+from common.checkpoint import trained_weights
+from common.config import bounded, typed_config
 from common.errors import ConfigError, DatasetError
 from common.task import BatchSource, PaperTask
 from common.units import UnitContributions
-from papers.ml_fsic.baselines import FineTunedClassifier, LaSOClassifier
-from papers.ml_fsic.data import MultiLabelImages, label_vectors, read_coco, read_voc, split_by_labels
+from papers.ml_fsic.baselines import EpisodeHeadConfig, FineTunedClassifier, LaSOClassifier
+from papers.ml_fsic.data import MultiLabelImages, label_vectors, load_pixels, read_coco, read_voc, split_by_labels
 from papers.ml_fsic.episodes_source import EpisodeSource
 from papers.ml_fsic.evaluation import episode_metrics, episode_units, metrics_by_shots
 from papers.ml_fsic.model import PrototypeModelConfig, WordGuidedPrototypes, episode_loss
 from papers.ml_fsic.no_learning import SCORERS, build_scorer, score_episodes
-from papers.ml_fsic.synthetic import SyntheticMultiLabelConfig, ensure_dataset
+from papers.ml_fsic.prediction import (
+    SupportSet,
+    SupportSetConfig,
+    drawn_support,
+    label_scorer,
+    labeled_metrics,
+    labels_to_score,
+    named_support,
+    support_set,
+    write_scores,
+    write_support,
+)
+from papers.ml_fsic.synthetic import SyntheticMultiLabelConfig, check_generator, ensure_dataset
 
 DATASETS = ("synthetic_multilabel", "coco", "voc2007")
 MODELS = ("word_guided", "mean_prototype", "finetuned_classifier", "laso")  # mean_prototype: ProtoNet
 CLASSIFIERS = {"finetuned_classifier": FineTunedClassifier, "laso": LaSOClassifier}  # no word vectors
-MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 TEST_SEED_OFFSET, VAL_SEED_OFFSET = 10_000, 20_000  # episode seeds of the test and validation splits: offset + seed
+
+
+VOC_IMAGE_SETS = ("train", "val", "trainval", "test")  # VOC 2007's ImageSets/Main lists
+
+
+@dataclass
+class MLFSICModelConfig:
+    name: str = bounded("word_guided", choices=MODELS)
+    prototypes: PrototypeModelConfig = field(default_factory=PrototypeModelConfig)
+    episode_head: EpisodeHeadConfig = field(default_factory=EpisodeHeadConfig)  # the classifier baselines' head
 
 
 @dataclass
 class MultiLabelDataConfig:
-    name: str = "synthetic_multilabel"
+    name: str = bounded("synthetic_multilabel", choices=DATASETS)
     root: str | None = None  # COCO 2014 (annotations/, train2014/, val2014/) or VOCdevkit/VOC2007; never downloaded
-    image_sets: list[str] = field(default_factory=lambda: ["trainval", "test"])  # VOC 2007 image sets pooled
+    # VOC 2007 image sets pooled
+    image_sets: list[str] = bounded(default_factory=lambda: ["trainval", "test"], choices=VOC_IMAGE_SETS)
     word_vectors: str | None = None  # GloVe text file; default <dataset>/word_vectors.txt for the generated set
     label_split: str | None = None  # JSON {train: [...], val: [...], test: [...]}; default <dataset>/label_split.json
-    image_size: int = 96
+    image_size: int = bounded(96, minimum=1)
     cache_dir: str = ".cache/reprozoo"
     data_card: str = "data_cards/synthetic_multilabel.md"
     generator: SyntheticMultiLabelConfig = field(default_factory=SyntheticMultiLabelConfig)
+    support: SupportSetConfig = field(default_factory=SupportSetConfig)  # mode=predict
 
 
 @dataclass
 class EpisodeConfig:
-    ways: int = 5
-    train_episodes: int = 2000  # one optimizer step each
-    train_shots: int = 1  # the authors' training episodes: 1 support image per label
-    queries_per_label: int = 4
-    test_shots: list[int] = field(default_factory=lambda: [1, 5, 0])  # 0: no support image (word vectors only)
-    test_episodes: int = 100  # per shot count
-    val_episodes: int = 20  # per shot count, over the validation labels
+    ways: int = bounded(5, minimum=1)
+    train_episodes: int = bounded(2000, minimum=1)  # one optimizer step each
+    train_shots: int = bounded(1, minimum=1)  # the authors' training episodes: 1 support image per label
+    queries_per_label: int = bounded(4, minimum=1)
+    # 0: no support image (word vectors only)
+    test_shots: list[int] = bounded(default_factory=lambda: [1, 5, 0], minimum=0)
+    test_episodes: int = bounded(100, minimum=1)  # per shot count
+    val_episodes: int = bounded(20, minimum=1)  # per shot count, over the validation labels
     support_loss: bool = True
 
 
 class MLFSICTask(PaperTask):
     def __init__(self, cfg, context, run_dir: Path):
         super().__init__(cfg, context, run_dir)
-        self.model_config = typed_config(PrototypeModelConfig, cfg.model.prototypes, "model.prototypes")
+        self.model_config = typed_config(MLFSICModelConfig, cfg.model, "model")
         self.data_config = typed_config(MultiLabelDataConfig, cfg.data, "data")
         self.episodes = typed_config(EpisodeConfig, cfg.episodes, "episodes")
-        self.method = str(cfg.model.name)
-        require_choice(self.method, MODELS, "model.name")
-        require_choice(self.data_config.name, DATASETS, "data.name")
+        self.method = self.model_config.name
+        if self.data_config.name == "synthetic_multilabel" and not self.data_config.root:
+            check_generator(self.data_config.generator)
+        prototypes = self.model_config.prototypes
+        if prototypes.dim % prototypes.heads:
+            raise ConfigError(
+                f"model.prototypes.dim={prototypes.dim} is not a multiple of model.prototypes.heads="
+                f"{prototypes.heads}: the attention splits the dimension evenly across its heads."
+            )
         if int(cfg.trainer.batch_size) != 1:
             raise ConfigError(f"trainer.batch_size={cfg.trainer.batch_size}: one batch is one episode; set it to 1.")
         self.seed = int(cfg.seed)
         self.word_dim = 0
         self.train_labels = 0
-
-    @property
-    def model_name(self) -> str:
-        return self.method
 
     @property
     def test_episode_seed(self) -> int:
@@ -86,41 +111,39 @@ class MLFSICTask(PaperTask):
     def prepare_data(self) -> None:
         self._root()
 
-    def _images(self, root: Path) -> MultiLabelImages:
+    def _images(self, root: Path, keep_unannotated: bool = False) -> MultiLabelImages:
         card = self.data_config.data_card
         if self.data_config.name == "synthetic_multilabel":
-            return read_coco([root / "annotations" / "instances.json"], [root / "images"], card)
+            return read_coco([root / "annotations" / "instances.json"], [root / "images"], card, keep_unannotated)
         if self.data_config.name == "voc2007":
             return read_voc(root, self.data_config.image_sets, card)
         files = [root / "annotations" / f"instances_{split}.json" for split in ("train2014", "val2014")]
-        return read_coco(files, [root / "train2014", root / "val2014"], card)
+        return read_coco(files, [root / "train2014", root / "val2014"], card, keep_unannotated)
 
     def _pixels(self, paths: list[Path]) -> torch.Tensor:
-        size = self.data_config.image_size
-        frames = []
-        for path in paths:
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is None:
-                raise DatasetError(f"{path} is not a readable image; {self.data_config.data_card}.")
-            image = cv2.resize(image[:, :, ::-1], (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
-            frames.append((image / 255 - MEAN) / STD)
-        return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous()
+        return load_pixels(paths, self.data_config.image_size, self.data_config.data_card)
 
-    def load_data(self):
-        config, root = self.data_config, self._root()
-        split_path = Path(config.label_split or root / "label_split.json")
+    def _label_split(self, root: Path) -> tuple[Path, dict[str, list[str]]]:
+        split_path = Path(self.data_config.label_split or root / "label_split.json")
         if not split_path.is_file():
             raise DatasetError(
                 f"label split file {split_path} does not exist; give data.label_split=/path/to/split.json "
-                f"({{train: [...], val: [...], test: [...]}}, {config.data_card})."
+                f"({{train: [...], val: [...], test: [...]}}, {self.data_config.data_card})."
             )
-        splits = split_by_labels(self._images(root), json.loads(split_path.read_text()))
-        vectors_path = Path(config.word_vectors or root / "word_vectors.txt")
+        return split_path, json.loads(split_path.read_text())
+
+    def _word_vectors(self, root: Path, labels: list[str]) -> torch.Tensor:
+        path = Path(self.data_config.word_vectors or root / "word_vectors.txt")
+        return torch.from_numpy(label_vectors(path, labels, self.data_config.data_card))
+
+    def load_data(self):
+        root = self._root()
+        split_path, label_split = self._label_split(root)
+        splits = split_by_labels(self._images(root), label_split)
         sources = {}
         for name in ("train", "val", "test"):
             part = splits[name]
-            vectors = torch.from_numpy(label_vectors(vectors_path, part.label_names, config.data_card))
-            sources[name] = (self._pixels(part.paths), part.labels, vectors)
+            sources[name] = (self._pixels(part.paths), part.labels, self._word_vectors(root, part.label_names))
         self.word_dim = sources["train"][2].shape[1]
         self.train_labels = len(splits["train"].label_names)
         episodes = self.episodes
@@ -139,9 +162,9 @@ class MLFSICTask(PaperTask):
         return train, val, test
 
     def build_model(self):
-        config = self.model_config
+        config = self.model_config.prototypes
         if self.method in CLASSIFIERS:
-            return CLASSIFIERS[self.method](config, self.train_labels)
+            return CLASSIFIERS[self.method](config, self.train_labels, self.model_config.episode_head)
         if self.method == "mean_prototype":
             config = replace(config, attention=False, weighting="mean")
         return WordGuidedPrototypes(config, self.word_dim)
@@ -176,7 +199,72 @@ class MLFSICTask(PaperTask):
         return SCORERS
 
     def score_without_learning(self, name: str, split: BatchSource) -> dict[str, np.ndarray]:
-        return score_episodes(split, build_scorer(name, self.model_config, self.word_dim, self.seed))
+        return score_episodes(split, build_scorer(name, self.model_config.prototypes, self.word_dim, self.seed))
+
+    def predict_new_data(self, trained_run: Path, output_dir: Path) -> dict[str, float]:
+        """Score every image of this data's annotation file for data.support's labels, each given K support images,
+        with the model of `trained_run` (papers/ml_fsic/prediction.py): scores.csv and support.json in
+        `output_dir`, and the metrics of the scored images that have annotations."""
+        if not self.context.is_main:
+            return {}
+        root = self._root()
+        images = self._images(root, keep_unannotated=True)
+        labels, support = self._support_set(root, images)
+        vectors = self._word_vectors(root, labels)
+        model = self._trained_model(trained_run, vectors.shape[1])
+        rows = np.setdiff1d(np.arange(len(images.paths)), support.rows)
+        if not len(rows):
+            raise DatasetError("every image of the annotation file is a support image: there is no image to score.")
+        device, batch_size = self.context.device, self.data_config.support.batch_size
+        with torch.no_grad():
+            support_images = self._pixels([images.paths[row] for row in support.rows]).to(device)
+            targets = torch.from_numpy(support.targets).to(device)
+            scorer = label_scorer(model, support_images, targets, vectors.to(device))
+            chunks = [
+                torch.sigmoid(scorer(self._pixels([images.paths[row] for row in chunk]).to(device))).float().cpu()
+                for chunk in np.array_split(rows, -(-len(rows) // batch_size))
+            ]
+        probabilities = torch.cat(chunks).numpy()
+        scores_path = write_scores(output_dir, [images.paths[row].name for row in rows], labels, probabilities)
+        write_support(output_dir, support)
+        labeled = int(images.labels[rows].any(axis=1).sum())
+        shots = self.data_config.support.shots
+        print(f"wrote {scores_path}: {len(rows)} images, {len(labels)} labels, {shots} support images per label")
+        print(f"{labeled} of the scored images have annotations (the metrics are theirs)")
+        return labeled_metrics(images, labels, rows, probabilities)
+
+    def _support_set(self, root: Path, images: MultiLabelImages) -> tuple[list[str], SupportSet]:
+        """The labels to score and their support set: named in data.support.file, else drawn with the seed."""
+        config = self.data_config.support
+        if config.file:
+            by_label = named_support(Path(config.file), config.labels, config.shots)
+            labels = labels_to_score(images, list(by_label), "data.support")
+        else:
+            if not config.labels and not Path(self.data_config.label_split or root / "label_split.json").is_file():
+                raise DatasetError(
+                    f"{root} has no label_split.json to take the test labels from: name the labels to score with "
+                    "data.support.labels=[...] or data.support.file=<JSON of each label's support images>."
+                )
+            labels = config.labels or self._label_split(root)[1].get("test", [])
+            labels = labels_to_score(images, labels, "data.support.labels" if config.labels else "the test split")
+            by_label = drawn_support(images, labels, config.shots, self.seed)
+        return labels, support_set(images, labels, by_label)
+
+    def _trained_model(self, trained_run: Path, word_dim: int) -> torch.nn.Module:
+        """The model of `trained_run` with its final weights, on this run's device, in evaluation mode."""
+        weights = trained_weights(trained_run)
+        if self.method in CLASSIFIERS:
+            self.train_labels = weights["head.weight"].shape[0]
+        else:
+            self.word_dim = weights["word_projection.weight"].shape[1]
+            if word_dim != self.word_dim:
+                raise DatasetError(
+                    f"the word vectors of {self.data_config.word_vectors or 'the dataset'} have {word_dim} "
+                    f"dimensions, but the model of from_run={trained_run} was trained on {self.word_dim}."
+                )
+        model = self.build_model()
+        model.load_state_dict(weights)
+        return model.to(self.context.device).eval()
 
     def bench(self):
         from papers.ml_fsic.bench import MLFSICBenchConfig, run_benchmarks
