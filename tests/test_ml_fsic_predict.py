@@ -1,5 +1,6 @@
 """ML-FSIC's mode=predict (a smoke run applied to another data draw, with a drawn and with a named support set),
-its errors (a label without a word vector, fewer than K support images), and the bounds of its configs."""
+scoring in batches as an episode scores, unannotated images left out of the metrics, its errors (a label without
+a word vector, fewer than K support images), and the bounds of its configs."""
 
 from __future__ import annotations
 
@@ -9,12 +10,17 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from common.errors import DatasetError
+from papers.ml_fsic.baselines import FineTunedClassifier
 from papers.ml_fsic.data import MultiLabelImages, read_coco
 from papers.ml_fsic.evaluation import episode_metrics
-from papers.ml_fsic.prediction import drawn_support, named_support, support_set
+from papers.ml_fsic.model import WordGuidedPrototypes
+from papers.ml_fsic.prediction import drawn_support, label_scorer, labeled_metrics, named_support, support_set
 from papers.ml_fsic.synthetic import SyntheticMultiLabelConfig, ensure_dataset
+from tests.conftest import FIXTURES
+from tests.test_ml_fsic_model import SMALL
 
 SMOKE = ("paper=ml_fsic", "debug=smoke", "logger=none", "trainer.device=cpu")
 SMOKE_GENERATOR = SyntheticMultiLabelConfig(labels=20, split=[10, 5, 5], images=300, image_size=64, filler_words=5)
@@ -92,6 +98,49 @@ def test_predict_scores_another_draw_from_a_drawn_and_from_a_named_support_set(r
     completed = run_cli(*predict, "data.support.shots=200", f"hydra.run.dir={tmp_path / 'k'}", timeout=TIMEOUT)
     assert completed.returncode == 2 and "Traceback" not in completed.stderr
     assert "fewer than data.support.shots=200" in completed.stderr
+
+
+def toy_episode() -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    return {
+        "support": torch.randn(3, 3, 64, 64, generator=generator),
+        "support_targets": torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]),
+        "query": torch.randn(5, 3, 64, 64, generator=generator),
+        "query_targets": torch.zeros(5, 2),
+        "word_vectors": torch.randn(2, 300, generator=generator),
+    }
+
+
+def test_scoring_images_in_batches_gives_the_scores_of_an_episode():
+    episode = toy_episode()
+    support = (episode["support"], episode["support_targets"], episode["word_vectors"])
+    torch.manual_seed(0)
+    prototypes = WordGuidedPrototypes(SMALL, word_dim=300).eval()
+    classifier = FineTunedClassifier(SMALL, labels=4).eval()
+    with torch.no_grad():
+        scorer = label_scorer(prototypes, *support)
+        batched = torch.cat([scorer(episode["query"][:2]), scorer(episode["query"][2:])])
+        torch.testing.assert_close(batched, prototypes(episode)["query_scores"])
+        torch.manual_seed(1)
+        scorer = label_scorer(classifier, *support)
+        batched = torch.cat([scorer(episode["query"][:2]), scorer(episode["query"][2:])])
+    torch.manual_seed(1)  # the same initial head, fitted on the same support set
+    torch.testing.assert_close(batched, classifier.fit_and_score(episode))
+
+
+def test_unannotated_images_are_scored_but_left_out_of_the_metrics():
+    files = [FIXTURES / "coco2014" / "annotations" / f"instances_{split}.json" for split in ("train2014", "val2014")]
+    folders = [FIXTURES / "coco2014" / "train2014", FIXTURES / "coco2014" / "val2014"]
+    images = read_coco(files, folders, "data_cards/coco.md", keep_unannotated=True)
+    unannotated = [row for row, labels in enumerate(images.labels) if not labels.any()]
+    assert len(images.paths) == 5 and [images.paths[row].name[-6:] for row in unannotated] == ["30.jpg"]
+    rows, labels = np.arange(5), ["dog", "bicycle"]
+    probabilities = np.random.default_rng(0).random((5, 2))
+    annotated = np.setdiff1d(rows, unannotated)
+    targets = images.labels[np.ix_(annotated, [images.label_names.index(label) for label in labels])]
+    expected = episode_metrics(targets.astype(np.float32), probabilities[annotated])
+    assert labeled_metrics(images, labels, rows, probabilities) == pytest.approx(expected)
+    assert labeled_metrics(images, labels, np.array(unannotated), probabilities[unannotated]) == {}
 
 
 def toy_images(folder) -> MultiLabelImages:
