@@ -12,8 +12,9 @@ bucket, or 0 past the trained table's size.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -28,8 +29,7 @@ ITEM_KEYED = ("item", "author", "tag")  # features read off the video: keyed thr
 LOG_IDS = {"user": "user_id", "item": "video_id", "domain": "tab"}  # features whose key is a log column
 
 
-@dataclass
-class Vocabulary:
+class Vocabulary(NamedTuple):  # not a dataclass: the run record's typed config lists a task's dataclasses
     feature_names: list[str]
     sizes: list[int]  # embedding rows per feature, index 0 included
     task_names: list[str]
@@ -37,7 +37,7 @@ class Vocabulary:
     keys: dict[str, list]  # per keyed feature: [raw keys, their indices]
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self)) + "\n", encoding="utf-8")
+        path.write_text(json.dumps(self._asdict()) + "\n", encoding="utf-8")
 
 
 def load_vocabulary(trained_run: Path) -> Vocabulary:
