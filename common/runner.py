@@ -128,10 +128,12 @@ def typed_settings(task, settings: TrainerConfig) -> dict:
     """The typed, merged config that runs: the trainer's and every typed config the task built (its dataclass
     attributes made of plain values, `<name>_config` named <name>), defaults filled in and types checked."""
     typed = {"trainer": asdict(settings)}
-    for name, value in vars(task).items():
-        if is_dataclass(value) and not isinstance(value, type):
+    attributes = sorted(vars(task).items(), key=lambda item: not item[0].endswith("_config"))  # _config first
+    for name, value in attributes:
+        key = name.removesuffix("_config")
+        if is_dataclass(value) and not isinstance(value, type) and key not in typed:
             try:  # loaded data (arrays, tables) is no config
-                typed[name.removesuffix("_config")] = json.loads(json.dumps(asdict(value)))
+                typed[key] = json.loads(json.dumps(asdict(value)))
             except TypeError:
                 continue
     return json.loads(json.dumps(typed, default=str))  # plain lists and strings, as results.json holds them
