@@ -97,7 +97,7 @@ def trained_config(cfg: DictConfig) -> tuple[Path, DictConfig]:
         "data_seed": int(cfg.data_seed),
         "mode": OmegaConf.to_container(cfg.mode, resolve=True),
         "from_run": str(trained),
-        "resume": False,
+        "resume": bool(cfg.resume),  # predict resumes per item where the task supports it
         "trainer": {name: cfg.trainer[name] for name in ("device", "eval_batch_size", "progress_bar")},
     }
     trained_cfg.data = None  # the new data replaces the trained run's, key by key
