@@ -147,7 +147,7 @@ def test_ovrdl_aal_smoke_run_runs_both_stages_and_scores_unseen_combinations(run
     for prefix in ("", "ovrdl_"):  # stage 2, and stage 1 of the same run
         assert {f"{prefix}{name}" for name in ("auc", "far", "frr", "accuracy", "tar_at_far1")} <= set(metrics)
         assert 0 <= metrics[f"{prefix}auc"] <= 1 and 0 <= metrics[f"{prefix}far"] <= 1
-    assert (tmp_path / "stage1" / "checkpoints" / "last.pt").is_file()
+    assert (tmp_path / "ovrdl" / "checkpoints" / "last.pt").is_file() and (tmp_path / "aal" / "stage.json").is_file()
     assert "train ovrdl_aal" in completed.stderr and "train ovrdl" in completed.stderr
 
 
