@@ -250,7 +250,7 @@ def _describe(inputs: list[Input], runs: Mapping[str, list[RunRecord]]) -> str:
     ]
     total = sum(len(runs[experiment]) for _, experiment in inputs)
     if not with_units:
-        return f"{count}; seeds only (no per-unit file)"
+        return f"{count}; seeds only (no per-unit contributions)"
     unit = sorted(set(with_units))[0]
     if len(with_units) < total:
         return f"{count}; bootstrap over {unit}s where recorded, seeds only elsewhere"
