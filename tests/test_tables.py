@@ -268,7 +268,8 @@ def test_render_markdown(package: Path, records: list) -> None:
     assert "| Ablation (`exp_missing`) | Small logs | auc 0.7500 | not run | — | — | — |" in lines
     assert (
         "| c1: A beats B on GAUC | `gauc(exp_a) > gauc(exp_b)` | gauc(exp_a) = 0.7100<br>gauc(exp_b) = 0.6900 "
-        "| +0.0200 [+0.0200, +0.0200] | **holds** | 2 paired runs, 1 data draw; seeds only (no per-unit contributions) |"
+        "| +0.0200 [+0.0200, +0.0200] | **holds** "
+        "| 2 paired runs, 1 data draw; seeds only (no per-unit contributions) |"
     ) in lines
     assert "gauc(exp_missing) = not run | — | **not run** |" in text
     assert lines[-4:] == ["## Sources", "", "- arXiv 0000.00000v1, Table 1", "- arXiv 0000.00000v1, Table 2"]
