@@ -252,22 +252,13 @@ class Trainer:
         """Predict on `source` (every rank its share, gathered) and compute the task's metrics."""
         return score_outputs(self.task, self.predict_split(model, source, split), len(source), split)
 
-    @torch.no_grad()
     def predict_split(self, model: nn.Module, source: BatchSource, split: str) -> dict[str, np.ndarray]:
         """Predict on this rank's contiguous share of `source` and gather every rank's outputs."""
-        model.eval()
         share = np.array_split(np.arange(len(source)), self.context.world_size)[self.context.rank]
-        pieces: dict[str, list[np.ndarray]] = {}
-        chunks = range(0, len(share), self.settings.eval_batch_size)
         quiet = not (self.context.is_main and self.settings.progress_bar)
-        for start in tqdm(chunks, desc=f"eval {split}", leave=False, disable=quiet):
-            indices = share[start : start + self.settings.eval_batch_size]
-            batch = {name: value.to(self.device) for name, value in source.batch(indices).items()}
-            with self.autocast():
-                outputs = self.task.predict(model, batch)
-            for name, value in outputs.items():
-                pieces.setdefault(name, []).append(value.float().cpu().numpy())
-        local = {name: np.concatenate(values) for name, values in pieces.items()}
+        local = predict_rows(
+            self.task, model, source, share, self.settings.eval_batch_size, self.device, self.autocast, split, quiet
+        )
         gathered = self.context.all_gather_objects(local)
         return {name: np.concatenate([part[name] for part in gathered if name in part]) for name in local}
 
@@ -321,6 +312,30 @@ class Trainer:
         if self.context.is_main:
             tqdm.write(f"resumed from {path} at step {state.step} (epoch {state.epoch}, batch {state.batch_in_epoch})")
         return state
+
+
+@torch.no_grad()
+def predict_rows(
+    task: PaperTask,
+    model: nn.Module,
+    source: BatchSource,
+    rows: np.ndarray,
+    batch_size: int,
+    device: torch.device,
+    autocast: Callable = contextlib.nullcontext,
+    split: str = "predict",
+    quiet: bool = True,
+) -> dict[str, np.ndarray]:
+    """`task.predict`'s outputs on `rows` of `source`, in batches of `batch_size`, concatenated in row order."""
+    model.eval()
+    pieces: dict[str, list[np.ndarray]] = {}
+    for start in tqdm(range(0, len(rows), batch_size), desc=f"eval {split}", leave=False, disable=quiet):
+        batch = {name: value.to(device) for name, value in source.batch(rows[start : start + batch_size]).items()}
+        with autocast():
+            outputs = task.predict(model, batch)
+        for name, value in outputs.items():
+            pieces.setdefault(name, []).append(value.float().cpu().numpy())
+    return {name: np.concatenate(values) for name, values in pieces.items()}
 
 
 def score_outputs(task: PaperTask, outputs: dict[str, np.ndarray], size: int, split: str) -> dict[str, float]:

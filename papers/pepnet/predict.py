@@ -7,24 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
-from torch import nn
 
-from papers.pepnet.data import MultiDomainData, MultiDomainSplit
+from papers.pepnet.data import MultiDomainData
 
 PREDICTIONS_CSV = "predictions.csv"
-
-
-@torch.no_grad()
-def predict_split(task, model: nn.Module, split: MultiDomainSplit, batch_size: int, device) -> dict[str, np.ndarray]:
-    """`task.predict`'s outputs over the whole split, in its order."""
-    model.to(device).eval()
-    parts = []
-    for start in range(0, len(split), batch_size):
-        batch = split.batch(np.arange(start, min(start + batch_size, len(split))))
-        outputs = task.predict(model, {name: value.to(device) for name, value in batch.items()})
-        parts.append({name: value.cpu().numpy() for name, value in outputs.items()})
-    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
 def write_predictions(path: Path, data: MultiDomainData, rows: np.ndarray, probabilities: np.ndarray) -> Path:

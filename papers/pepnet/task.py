@@ -24,6 +24,7 @@ from common.data.kuairand import (
 from common.errors import ConfigError, DatasetError
 from common.metrics.multitask import domain_task_metrics
 from common.task import PaperTask, embedding_and_dense_groups
+from common.trainer import predict_rows
 from common.units import UnitContributions
 from papers.pepnet.data import MultiDomainData, MultiDomainSplit, build_multidomain_data
 from papers.pepnet.gauc_units import domain_task_gauc_units
@@ -35,7 +36,7 @@ from papers.pepnet.no_learning import (
     oracle_probabilities,
     rate_lookup,
 )
-from papers.pepnet.predict import PREDICTIONS_CSV, predict_split, unknown_note, write_predictions
+from papers.pepnet.predict import PREDICTIONS_CSV, unknown_note, write_predictions
 from papers.pepnet.synthetic import SyntheticMultiDomainConfig, ensure_dataset, sample_period_start
 from papers.pepnet.vocabulary import VOCABULARY_FILE, Vocabulary, load_vocabulary, translate, vocabulary_of
 
@@ -162,7 +163,9 @@ class PEPNetTask(PaperTask):
         test = MultiDomainSplit(self.data, self._split_rows()["test"])
         model = self.build_model()
         model.load_state_dict(trained_weights(trained_run))
-        outputs = predict_split(self, model, test, int(self.cfg.trainer.eval_batch_size), self.context.device)
+        model.to(self.context.device)
+        rows, batch_size = np.arange(len(test)), int(self.cfg.trainer.eval_batch_size)
+        outputs = predict_rows(self, model, test, rows, batch_size, self.context.device)
         path = write_predictions(output_dir / PREDICTIONS_CSV, self.data, test.rows, outputs["probability"])
         print(f"wrote {path}: {len(test)} impressions; {unknown_note(translation.unknown, test.rows)}")
         try:

@@ -7,30 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
-from torch import nn
 
-from papers.twin.data import LifelongSplit
 from papers.twin.ids import DataIds
-from papers.twin.trainee import LifelongCTRTrainee
 
 PREDICTIONS_CSV = "predictions.csv"
-
-
-@torch.no_grad()
-def predict_split(
-    trainee: LifelongCTRTrainee, model: nn.Module, split: LifelongSplit, batch_size: int
-) -> dict[str, np.ndarray]:
-    """The trainee's per-sample outputs over every sample of `split`, in order."""
-    model.eval()
-    device = next(model.parameters()).device
-    pieces: dict[str, list[np.ndarray]] = {}
-    for start in range(0, len(split), batch_size):
-        indices = np.arange(start, min(start + batch_size, len(split)))
-        batch = {name: value.to(device) for name, value in split.batch(indices).items()}
-        for name, value in trainee.predict(model, batch).items():
-            pieces.setdefault(name, []).append(value.float().cpu().numpy())
-    return {name: np.concatenate(values) for name, values in pieces.items()}
 
 
 def raw_ids_of_samples(samples: pd.DataFrame, rows: np.ndarray, ids: DataIds) -> tuple[np.ndarray, np.ndarray]:

@@ -15,13 +15,13 @@ from common.data.kuairand import KuaiRandSourceConfig, kuairand_folder, read_kua
 from common.errors import ConfigError
 from common.metrics import logloss
 from common.task import PaperTask
-from common.trainer import TrainerConfig, score_outputs
+from common.trainer import TrainerConfig, predict_rows, score_outputs
 from common.units import UnitContributions, grouped_auc_units
 from papers.twin import no_learning
 from papers.twin.data import LifelongData, LifelongSplit, build_lifelong_data
 from papers.twin.ids import DataIds, TrainedIds, align_to_trained
 from papers.twin.model import TwinModelConfig
-from papers.twin.prediction import PREDICTIONS_CSV, predict_split, raw_ids_of_samples, write_predictions
+from papers.twin.prediction import PREDICTIONS_CSV, raw_ids_of_samples, write_predictions
 from papers.twin.synthetic import (
     SyntheticLifelongConfig,
     ensure_dataset,
@@ -144,7 +144,8 @@ class TwinTask(PaperTask):
         model.load_state_dict(trained_weights(weights_dir))
         model.to(self.context.device)
         settings = typed_config(TrainerConfig, self.cfg.trainer, "trainer")
-        outputs = predict_split(trainee, model, split, settings.eval_batch_size)
+        rows = np.arange(len(split))
+        outputs = predict_rows(trainee, model, split, rows, settings.eval_batch_size, self.context.device)
         if self.context.is_main:
             write_predictions(output_dir / PREDICTIONS_CSV, *raw_ids, outputs["probability"])
         return score_outputs(trainee, outputs, len(split), "test")
