@@ -54,7 +54,8 @@ def build_record(
     }
 
 
-def write_record(record: dict, run_dir: Path) -> Path:
-    path = run_dir / "results.json"
+def write_record(record: dict, run_dir: Path, name: str = "results.json") -> Path:
+    """Write `record` as `run_dir/name` (results.json for a finished run; predictions.json for mode=predict)."""
+    path = run_dir / name
     path.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
     return path

@@ -70,6 +70,13 @@ def run(cfg: DictConfig) -> dict | None:
         shutdown_distributed()
 
 
+def prepare_data(task) -> None:
+    """Generate or check the dataset on rank 0, before any rank reads it."""
+    if task.context.is_main:
+        task.prepare_data()
+    task.context.barrier()
+
+
 def trained_config(cfg: DictConfig) -> tuple[Path, DictConfig]:
     """mode=predict: the finished run `from_run` and its config, with this command's data, seeds and device."""
     if not cfg.get("from_run"):
@@ -107,9 +114,7 @@ def trained_config(cfg: DictConfig) -> tuple[Path, DictConfig]:
 def predict(cfg: DictConfig, task, settings: TrainerConfig, trained_run: Path, run_dir: Path) -> dict | None:
     """Apply a finished run to this run's data; predictions (and metrics where labels exist) in `run_dir`."""
     started = time.perf_counter()
-    if task.context.is_main:
-        task.prepare_data()
-    task.context.barrier()
+    prepare_data(task)
     metrics = task.predict_new_data(trained_run, run_dir)
     if not task.context.is_main:
         return None
@@ -117,7 +122,7 @@ def predict(cfg: DictConfig, task, settings: TrainerConfig, trained_run: Path, r
     device = str(task.context.device)
     record = build_record(cfg, task.model_name, task.dataset_name, metrics, elapsed, device, task.data_seed)
     record["from_run"] = str(trained_run)
-    (run_dir / PREDICTIONS_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    write_record(record, run_dir, PREDICTIONS_FILE)
     shown = "\n".join(f"  {name:<24} {value:.4f}" for name, value in metrics.items())
     shown = shown or "  (no labels: predictions only)"
     print(f"predictions of {trained_run} on {task.dataset_name} in {run_dir}\n{shown}")
@@ -132,11 +137,12 @@ def typed_settings(task, settings: TrainerConfig) -> dict:
     for name, value in attributes:
         key = name.removesuffix("_config")
         if is_dataclass(value) and not isinstance(value, type) and key not in typed:
+            typed[key] = asdict(value)
             try:  # loaded data (arrays, tables) is no config
-                typed[key] = json.loads(json.dumps(asdict(value)))
+                json.dumps(typed[key])
             except TypeError:
-                continue
-    return json.loads(json.dumps(typed, default=str))  # plain lists and strings, as results.json holds them
+                del typed[key]
+    return json.loads(json.dumps(typed))  # plain lists (no tuples), as results.json holds them
 
 
 def render_table(paper: str, write: bool) -> None:
@@ -157,9 +163,7 @@ def score_without_learning(cfg: DictConfig, task, settings: TrainerConfig, run_d
     """A no-learning row (`scorer=oracle`, `scorer=trivial_<name>`): score the test split, train nothing."""
     name = require_choice(str(cfg.scorer), task.no_learning_scorers(), "scorer")
     started = time.perf_counter()
-    if task.context.is_main:
-        task.prepare_data()
-    task.context.barrier()
+    prepare_data(task)
     test_split = task.load_data()[2]
     if not task.context.is_main:
         return None
@@ -199,9 +203,7 @@ def finish_record(
 def train(cfg: DictConfig, task, settings: TrainerConfig, run_dir: Path) -> dict | None:
     context = task.context
     started = time.perf_counter()
-    if context.is_main:
-        task.prepare_data()
-    context.barrier()
+    prepare_data(task)
     group = f"{cfg.paper}/{cfg.experiment}"
     tags = [str(cfg.paper), str(cfg.experiment), task.model_name, task.dataset_name]
     logger = build_logger(cfg, run_dir, context.is_main, group, tags)
