@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from common.errors import ReprozooError
+from common.metrics.ranking import group_aucs
 
 KINDS = ("mean", "auc", "macro_auc")
 UNITS_FILE = "units.npz"
@@ -171,16 +172,5 @@ def load_units(path: Path) -> UnitContributions:
 def grouped_auc_units(labels, scores, groups, unit: str, name: str = "gauc") -> UnitContributions:
     """GAUC's contributions: per group with both classes its AUC, weighted by its sample count (the groups
     whose labels are all one class are left out, as `common.metrics.gauc` does)."""
-    from common.metrics.ranking import auc
-
-    labels, scores, groups = (np.asarray(a).reshape(-1) for a in (labels, scores, groups))
-    order = np.argsort(groups, kind="mergesort")
-    boundaries = np.flatnonzero(groups[order][1:] != groups[order][:-1]) + 1
-    ids, values, weights = [], [], []
-    for members in np.split(order, boundaries):
-        group_labels = labels[members]
-        if len(members) and group_labels.min() != group_labels.max():
-            ids.append(groups[members[0]])
-            values.append(auc(group_labels, scores[members]))
-            weights.append(len(members))
-    return UnitContributions(unit=unit, ids=np.asarray(ids)).add_mean(name, values, weights)
+    ids, aucs, sizes = group_aucs(labels, scores, groups)
+    return UnitContributions(unit=unit, ids=ids).add_mean(name, aucs, sizes)

@@ -45,11 +45,8 @@ def auc(labels, scores) -> float:
     return _auc_of_sorted_ranks(labels, scores)
 
 
-def gauc(labels, scores, groups) -> float:
-    """Group AUC: per-group AUC weighted by the group's sample count.
-
-    Groups whose labels are all one class are skipped, as in the TWIN and DIN papers.
-    """
+def group_aucs(labels, scores, groups) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per group whose labels hold both classes: its id, its AUC and its sample count (groups sorted by id)."""
     labels, scores = _as_array(labels, "labels"), _as_array(scores, "scores")
     _check_binary(labels)
     groups = np.asarray(groups).reshape(-1)
@@ -58,16 +55,26 @@ def gauc(labels, scores, groups) -> float:
     order = np.argsort(groups, kind="mergesort")
     sorted_groups = groups[order]
     boundaries = np.flatnonzero(sorted_groups[1:] != sorted_groups[:-1]) + 1
-    weighted_sum, weight = 0.0, 0
+    ids, aucs, sizes = [], [], []
     for members in np.split(order, boundaries):
         group_labels = labels[members]
-        if group_labels.min() == group_labels.max():
+        if len(members) == 0 or group_labels.min() == group_labels.max():
             continue
-        weighted_sum += len(members) * _auc_of_sorted_ranks(group_labels, scores[members])
-        weight += len(members)
-    if weight == 0:
+        ids.append(groups[members[0]])
+        aucs.append(_auc_of_sorted_ranks(group_labels, scores[members]))
+        sizes.append(len(members))
+    return np.asarray(ids, dtype=groups.dtype), np.asarray(aucs, dtype=np.float64), np.asarray(sizes)
+
+
+def gauc(labels, scores, groups) -> float:
+    """Group AUC: per-group AUC weighted by the group's sample count.
+
+    Groups whose labels are all one class are skipped, as in the TWIN and DIN papers.
+    """
+    _, aucs, sizes = group_aucs(labels, scores, groups)
+    if not len(sizes):
         raise ValueError("GAUC is undefined: no group has both positive and negative labels")
-    return weighted_sum / weight
+    return float((aucs * sizes).sum() / sizes.sum())
 
 
 def logloss(labels, probabilities, eps: float = 1e-7) -> float:
