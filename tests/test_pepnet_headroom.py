@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from common.metrics.multitask import domain_task_metrics
+from common.no_learning import smoothed_positive_rates
 from common.units import load_units
 from papers.pepnet.gauc_units import domain_task_gauc_units
-from papers.pepnet.no_learning import oracle_probabilities, rate_lookup, smoothed_positive_rates
+from papers.pepnet.no_learning import oracle_probabilities, rate_lookup
 
 SCORERS = ("oracle", "trivial_item_popularity", "trivial_user_prior")
 SMOKE = ("paper=pepnet", "debug=smoke", "logger=none", "trainer.device=cpu")

@@ -11,6 +11,7 @@ import pytest
 
 from common.errors import ConfigError
 from common.metrics import gauc, logloss
+from common.no_learning import smoothed_positive_rates
 from common.units import load_units
 from papers.twin import no_learning
 from papers.twin.data import LifelongData, LifelongSplit, Vocabulary
@@ -86,7 +87,7 @@ def test_tag_completion_averages_the_latest_behaviors_of_the_targets_tag():
 
 
 def test_popularity_smooths_the_training_click_rate_toward_the_overall_rate():
-    rate = no_learning.smoothed_click_rate(np.array([1, 1, 2]), np.array([1.0, 0.0, 1.0]), num_items=5, prior=2.0)
+    rate = smoothed_positive_rates(np.array([1, 1, 2]), np.array([1.0, 0.0, 1.0]), num_keys=5, smoothing=2.0)
     np.testing.assert_allclose(rate[1:4], [7 / 12, 7 / 9, 2 / 3])  # overall rate 2/3; item 3 was never shown
     scores = no_learning.popularity(tiny_split(), train_rows=np.array([0, 1]), prior=1.0)  # item 4 clicked, 1 not
     np.testing.assert_allclose(scores, [0.75, 0.25, 0.5])  # samples of items 4, 1 and the unseen 3

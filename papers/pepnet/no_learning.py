@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from common.config import bounded
+from common.no_learning import smoothed_positive_rates
 from papers.pepnet.synthetic import SyntheticMultiDomainConfig, make_world, task_logits
 
 ORACLE = "oracle"
@@ -28,16 +29,6 @@ class NoLearningConfig:
     # pseudo-impressions at the task's training rate (configs/paper/pepnet.yaml); > 0, so that a key never seen
     # in training scores the task's rate instead of 0 / 0
     smoothing: float = bounded(above=0.0)
-
-
-def smoothed_positive_rates(keys: np.ndarray, labels: np.ndarray, num_keys: int, smoothing: float) -> np.ndarray:
-    """[num_keys, tasks]: (positives_k + smoothing * rate) / (impressions_k + smoothing) per key k and task,
-    rate being the task's positive rate over all rows."""
-    impressions = np.bincount(keys, minlength=num_keys)
-    positives = np.stack(
-        [np.bincount(keys, weights=labels[:, task], minlength=num_keys) for task in range(labels.shape[1])], axis=1
-    )
-    return (positives + smoothing * labels.mean(axis=0)) / (impressions[:, None] + smoothing)
 
 
 def rate_lookup(

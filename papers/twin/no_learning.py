@@ -16,6 +16,7 @@ import pandas as pd
 
 from common.config import bounded
 from common.errors import ConfigError
+from common.no_learning import smoothed_positive_rates
 from papers.twin.data import LifelongSplit, latest_window
 
 SCORERS = ("oracle", "trivial_recent_topic", "trivial_tag_completion", "trivial_popularity")
@@ -79,19 +80,10 @@ def tag_completion(split: LifelongSplit, window: int, length: int) -> np.ndarray
     return _in_chunks(split, score)
 
 
-def smoothed_click_rate(items: np.ndarray, labels: np.ndarray, num_items: int, prior: float) -> np.ndarray:
-    """Per item, (clicks + prior * r) / (impressions + prior), r the overall click rate of the given impressions:
-    items never shown score r."""
-    clicks = np.bincount(items, weights=labels, minlength=num_items)
-    shown = np.bincount(items, minlength=num_items)
-    overall = float(np.mean(labels))
-    return (clicks + prior * overall) / (shown + prior)
-
-
 def popularity(split: LifelongSplit, train_rows: np.ndarray, prior: float) -> np.ndarray:
     """The target's smoothed click rate over the training days' impressions."""
     train = split.data.samples.iloc[train_rows]
-    rate = smoothed_click_rate(
+    rate = smoothed_positive_rates(
         train["item"].to_numpy(), train["label"].to_numpy(np.float64), split.data.vocabulary.items, prior
     )
     return rate[split.columns["item"]]
