@@ -14,6 +14,7 @@ from common.units import aggregate, load_units
 from papers.ovrdl_aal.cmnist import COLOURS, CMNISTConfig, build_cmnist
 from papers.ovrdl_aal.contributions import add_authentication_contributions, sample_units
 from papers.ovrdl_aal.no_learning import (
+    SCORERS,
     chance_scores,
     colour_identity_frequencies,
     colour_scores,
@@ -21,7 +22,6 @@ from papers.ovrdl_aal.no_learning import (
     stroke_colour,
 )
 
-SCORERS = ("oracle", "trivial_chance", "trivial_colour")
 SMOKE = ("paper=ovrdl_aal", "debug=smoke", "logger=none", "trainer.device=cpu")
 DECOMPOSED = ("auc", "far", "frr", "accuracy")  # TAR at FAR = 1% sets its threshold on the test scores
 

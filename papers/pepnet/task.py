@@ -116,28 +116,19 @@ class PEPNetTask(PaperTask):
             "domain": batch["domain"],
         }
 
+    def _cells(self, outputs: dict[str, np.ndarray]) -> tuple:
+        """The outputs as the per-cell metrics read them: labels, scores, users, domains and the cells' names."""
+        domains = outputs["domain"].astype(np.int64)
+        names = (self.data.domain_names, self.data.task_names)
+        return outputs["labels"], outputs["probability"], outputs["user"], domains, *names
+
     def metrics(self, outputs: dict[str, np.ndarray]) -> dict[str, float]:
-        data = self.data
-        return domain_task_metrics(
-            outputs["labels"],
-            outputs["probability"],
-            outputs["user"],
-            outputs["domain"].astype(np.int64),
-            data.domain_names,
-            data.task_names,
-        )
+        return domain_task_metrics(*self._cells(outputs))
 
     def test_units(self, outputs: dict[str, np.ndarray]) -> UnitContributions:
         """Per-user contributions of every GAUC cell and of the GAUC means (AUC ranks samples across users and
         does not decompose by user)."""
-        return domain_task_gauc_units(
-            outputs["labels"],
-            outputs["probability"],
-            outputs["user"],
-            outputs["domain"].astype(np.int64),
-            self.data.domain_names,
-            self.data.task_names,
-        )
+        return domain_task_gauc_units(*self._cells(outputs))
 
     def write_outputs(self, model: nn.Module, run_dir: Path) -> dict[str, Path]:
         """The raw id behind every embedding row (papers/pepnet/vocabulary.py), which mode=predict reads."""
