@@ -77,6 +77,7 @@ def test_no_yaml_repeats_its_schema_default(path):
     for name, node in entries:
         assert name in schemas, f"{path}: /schema/{name} is not registered; registered: {sorted(schemas)}"
         defaults = OmegaConf.to_container(OmegaConf.structured(schemas[name]), resolve=False)
-        own = OmegaConf.to_container(OmegaConf.select(OmegaConf.create(values), node)) if node else values
-        repeats += _repeats(own, defaults, node)
+        own = OmegaConf.select(OmegaConf.create(values), node) if node else values
+        if own is not None:  # None: the YAML sets nothing under the node, so it repeats nothing
+            repeats += _repeats(OmegaConf.to_container(own) if node else own, defaults, node)
     assert not repeats, f"{path} repeats its schema's defaults (drop them from the YAML): {repeats}"
