@@ -11,7 +11,9 @@
    the patch scores), and lesion Dice on the annotated positive test slides; their per-slide contributions go to
    the run's units file. Its weights and operating points are kept in the stage directory.
 
-A slide OpenSlide cannot read is reported and left out; the rest run. A no-learning row (`scorer=`,
+Every slide gets a row in <run>/slides.csv (slide_status.py): a slide that cannot be screened (unreadable, without
+a usable resolution, without tissue) is a skipped or no_tissue row saying why, and the test metrics count the test
+slides not screened; the rest run. A no-learning row (`scorer=`,
 no_learning.py) tiles Otsu's tissue and trains none of the three networks: its slide score is its highest patch
 score. mode=predict screens a folder of slides with the three trained networks (screen_folder.py).
 """
@@ -35,11 +37,12 @@ from common.stages import STAGE_FILE, Stage, StageContext, StageOutcome
 from common.task import PaperTask
 from common.trainer import TrainingResult
 from common.units import UnitContributions
-from papers.gastric_wsi.data import SPLITS, read_slide_table, screening_records
+from papers.gastric_wsi.annotations import AnnotationClasses
+from papers.gastric_wsi.data import SPLITS, SlideRecord, read_slide_table, screening_records
 from papers.gastric_wsi.no_learning import ORACLE, SCORERS, TRIVIAL_SCORERS, oracle_tiles
 from papers.gastric_wsi.patch_network import MASK_STRIDE, PatchNetConfig, lesion_targets
 from papers.gastric_wsi.patch_trainee import PatchTrainee, TileSource, patch_metrics
-from papers.gastric_wsi.screen_folder import TrainedNetworks, folder_metrics, screen_folder
+from papers.gastric_wsi.screen_folder import FolderSettings, TrainedNetworks, folder_metrics, screen_folder
 from papers.gastric_wsi.screening import (
     SlideTiles,
     SlideView,
@@ -58,13 +61,15 @@ from papers.gastric_wsi.slide_evaluation import (
     summarize_outputs,
 )
 from papers.gastric_wsi.slide_network import SlideNetConfig, slide_scores, train_slide_net
-from papers.gastric_wsi.slides import SlideReadError
+from papers.gastric_wsi.slide_status import NO_TISSUE, SCREENED, SKIPPED, SlideRow, write_slides_csv
+from papers.gastric_wsi.slides import Resolution
 from papers.gastric_wsi.stored_networks import save_operating_points, save_weights
 from papers.gastric_wsi.synthetic import SyntheticGastricConfig, ensure_dataset
-from papers.gastric_wsi.tiling import TilingConfig
+from papers.gastric_wsi.tiling import NoTissueError, TilingConfig
 from papers.gastric_wsi.tissue import (
     OtsuConfig,
     TissueNetConfig,
+    clean_tissue,
     network_tissue_mask,
     otsu_tissue_mask,
     train_tissue_net,
@@ -84,7 +89,11 @@ class GastricDataConfig:
     labels: str = "labels.csv"  # under root: slide, label (0/1), split (train/val/test)[, center]
     slides: str = "slides"  # folder under root holding the slide files
     annotations: str | None = "annotations"  # folder under root with <slide stem>.geojson / .xml, or null
-    default_mpp: float | None = bounded(None, above=0.0)  # µm/px for slides without resolution metadata
+    mpp_override: float | None = bounded(None, above=0.0)  # µm/px of every slide, over its metadata (labels.csv's
+    # mpp column wins over this)
+    default_mpp: float | None = bounded(None, above=0.0)  # µm/px of slides with neither mpp nor objective power
+    mpp_range: list[float] = bounded(default_factory=lambda: [0.1, 20.0], above=0.0)  # plausible metadata µm/px
+    classes: AnnotationClasses = field(default_factory=AnnotationClasses)  # annotation class names -> targets
     cache_dir: str = ".cache/reprozoo"
     data_card: str = "data_cards/synthetic_gastric.md"
     generator: SyntheticGastricConfig = field(default_factory=SyntheticGastricConfig)
@@ -117,7 +126,7 @@ class GastricWSITask(PaperTask):
         self.tissue_masks: dict[str, np.ndarray] = {}  # slide name -> its tissue mask, from the tissue stage
         self.views: list[SlideView] = []  # the slides read in full (thumbnail and tiles), screened
         self.slide_tiles: list[SlideTiles] = []
-        self.skipped: dict[str, str] = {}
+        self.rows: dict[str, SlideRow] = {}  # slide file name -> its slides.csv row, in the label table's order
         self.tissue_dice: dict[str, dict[str, float]] = {}  # tissue_dice_<method> -> slide name -> Dice
         self.patch_result: TrainingResult | None = None
         self.evaluation: SlideEvaluation | None = None
@@ -133,10 +142,17 @@ class GastricWSITask(PaperTask):
     def prepare_data(self) -> None:
         self._root()
 
-    def _skip(self, path: Path, error: DatasetError) -> None:
-        self.skipped[str(path)] = str(error)
-        if self.context.is_main:
-            tqdm.write(f"skipped slide {path}: {error}", file=sys.stderr)
+    @property
+    def resolution(self) -> Resolution:
+        config = self.data_config
+        if len(config.mpp_range) != 2 or config.mpp_range[0] >= config.mpp_range[1]:
+            raise ConfigError(f"Bad config value data.mpp_range={config.mpp_range!r}: it must be [lowest, highest].")
+        return Resolution(config.mpp_override, config.default_mpp, tuple(config.mpp_range))
+
+    def _status(self, record: SlideRecord, status: str, reason: str = "", warnings: str = "") -> None:
+        self.rows[record.path.name] = SlideRow(record.path.name, record.split, record.label, status, reason, warnings)
+        if status != SCREENED and self.context.is_main:
+            tqdm.write(f"{status} slide {record.path}: {reason}", file=sys.stderr)
 
     # the stages
 
@@ -203,8 +219,10 @@ class GastricWSITask(PaperTask):
 
     def _evaluation(self, scores: dict[str, np.ndarray], maps: list[np.ndarray]) -> SlideEvaluation:
         pipeline, grids = self.pipeline, [tiles.grid for tiles in self.slide_tiles]
-        return evaluate_slides(scores, self.views, grids, maps, pipeline.operating_rule, pipeline.min_sensitivity,
-                               pipeline.lesion_threshold)  # fmt: skip
+        side = pipeline.tiling.size // MASK_STRIDE
+        unscreened = [row.label for row in self.rows.values() if row.split == "test" and row.status != SCREENED]
+        return evaluate_slides(scores, self.views, grids, maps, side, pipeline.operating_rule,
+                               pipeline.min_sensitivity, pipeline.lesion_threshold, unscreened)  # fmt: skip
 
     # slides, tissue and tiles
 
@@ -216,10 +234,21 @@ class GastricWSITask(PaperTask):
             self.thumbnails = []
             for record in tqdm(records, desc="thumbnails", disable=not self.context.is_main):
                 try:
-                    self.thumbnails.append(view_slide(record, self.pipeline.tiling, config.default_mpp))
-                except SlideReadError as error:
-                    self._skip(record.path, error)
+                    view = view_slide(record, self.pipeline.tiling, self.resolution, config.classes)
+                except DatasetError as error:
+                    self._status(record, SKIPPED, str(error))
+                    continue
+                self.thumbnails.append(view)
+                self._status(record, SCREENED, warnings=self._warnings(view))
         return self.thumbnails
+
+    @staticmethod
+    def _warnings(view: SlideView) -> str:
+        """What reading the slide left out: skipped annotation features, a positive slide's missing lesions."""
+        warnings = [view.annotations.warning()]
+        if view.record.label == 1 and view.record.split != "test" and not view.annotated("lesion"):
+            warnings.append("positive slide without lesion annotations: no tiles of it in patch training")
+        return "; ".join(warning for warning in warnings if warning)
 
     def load_data(self):
         """The tiles of every readable slide (on tissue from the tissue stage, or Otsu's on a no-learning row):
@@ -230,11 +259,11 @@ class GastricWSITask(PaperTask):
             name = view.record.path.stem
             tissue = self.tissue_masks.get(name)
             if tissue is None:
-                tissue = otsu_tissue_mask(view.thumbnail, self.pipeline.otsu)
+                tissue = otsu_tissue_mask(view.thumbnail, self.pipeline.otsu, view.thumbnail_mpp)
             try:
-                tiles = tile_slide(view, tissue, self.pipeline.tiling, config.default_mpp)
-            except SlideReadError as error:
-                self._skip(view.record.path, error)
+                tiles = tile_slide(view, tissue, self.pipeline.tiling)
+            except DatasetError as error:
+                self._status(view.record, NO_TISSUE if isinstance(error, NoTissueError) else SKIPPED, str(error))
                 continue
             self.views.append(view)
             self.slide_tiles.append(tiles)
@@ -246,7 +275,8 @@ class GastricWSITask(PaperTask):
     def _tissue_masks(self, views: list[SlideView], directory: Path) -> list[np.ndarray]:
         """Each slide's tissue mask at its thumbnail level: network 1's (its weights saved in `directory`) or
         Otsu's. Where annotated tissue exists on test slides, both methods' Dice against it is kept per slide."""
-        otsu = [otsu_tissue_mask(view.thumbnail, self.pipeline.otsu) for view in views]
+        config = self.pipeline.otsu
+        otsu = [otsu_tissue_mask(view.thumbnail, config, view.thumbnail_mpp) for view in views]
         network = None
         annotated = [v for v in views if v.record.split == "train" and v.annotated("tissue")]
         if self.pipeline.tissue == "network" and not annotated:
@@ -259,7 +289,8 @@ class GastricWSITask(PaperTask):
                                    self.pipeline.tissue_net, self.seed)  # fmt: skip
             if self.context.is_main:
                 save_weights(net, directory)
-            network = [network_tissue_mask(net, view.thumbnail) for view in views]
+            network = [clean_tissue(network_tissue_mask(net, v.thumbnail), v.thumbnail, config, v.thumbnail_mpp)
+                       for v in views]  # fmt: skip
         tested = [i for i, v in enumerate(views) if v.record.split == "test" and v.annotated("tissue")]
         truth = {i: views[i].mask("tissue") for i in tested}
         for method, masks in (("otsu", otsu), ("network", network)):
@@ -350,7 +381,7 @@ class GastricWSITask(PaperTask):
                 continue
             grid = self.slide_tiles[index].grid
             scorer = TRIVIAL_SCORERS[name]
-            probability[rows], lesion[rows] = scorer(view.thumbnail, view.downsample, grid, side, self.pipeline.otsu)
+            probability[rows], lesion[rows] = scorer(view, grid, side, self.pipeline.otsu)
         bookkeeping = {key: getattr(split, key).astype(np.float32) for key in ("slide", "split", "known")}
         return {
             "probability": probability,
@@ -361,28 +392,35 @@ class GastricWSITask(PaperTask):
         }
 
     def record_metrics(self, test_metrics):
-        counts = {"slides_screened": float(len(self.views)), "slides_skipped": float(len(self.skipped))}
+        statuses = [row.status for row in self.rows.values()]
+        counts = {f"slides_{status}": float(statuses.count(status)) for status in (SCREENED, SKIPPED, NO_TISSUE)}
         tissue = self._mean_tissue_dice(self._screened_tissue_dice())
         return {**test_metrics, **self.slide_metrics, **tissue, **counts}
 
     def write_outputs(self, model, run_dir: Path) -> dict[str, Path]:
-        """Per test slide: heatmap, overlay and lesion-mask PNGs in <run>/screening, and screening.csv."""
+        """<run>/slides.csv (every slide's status, and the screened slides' scores and decisions); per test slide
+        heatmap, overlay and lesion-mask PNGs in <run>/screening, and screening.csv."""
         if self.evaluation is None:
+            write_slides_csv(run_dir / "slides.csv", list(self.rows.values()))
             return {}
         evaluation = self.evaluation
         decision_prefix = "" if self.no_learning else AGGREGATOR_PREFIXES[self.pipeline.aggregator]
         scores, threshold = evaluation.scores[decision_prefix], evaluation.thresholds[decision_prefix]
+        for view, score in zip(self.views, scores, strict=True):
+            row = self.rows[view.record.path.name]
+            row.score, row.prediction = float(score), "positive" if score >= threshold else "negative"
+        write_slides_csv(run_dir / "slides.csv", list(self.rows.values()))
         folder = run_dir / "screening"
         images, lines = {}, ["slide,center,label,score,decision"]
         for index in evaluation.test_rows():
-            view, score = self.views[index], float(scores[index])
+            view, row = self.views[index], self.rows[self.views[index].record.path.name]
             probability = on_thumbnail(view, self.slide_tiles[index].grid, evaluation.maps[index])
-            decision = "positive" if score >= threshold else "negative"
-            caption = f"{view.record.path.stem}: {score:.2f} {decision} (label {view.record.label})"
+            caption = f"{view.record.path.stem}: {row.score:.2f} {row.prediction} (label {view.record.label})"
             paths = write_slide_outputs(folder, view, probability, self.pipeline.lesion_threshold, caption)
             if len(images) < 4:
                 images[f"screening/{view.record.path.stem}"] = paths["overlay"]
-            lines.append(f"{view.record.path.name},{view.record.center},{view.record.label},{score:.4f},{decision}")
+            lines.append(f"{view.record.path.name},{view.record.center},{view.record.label},{row.score:.4f},"
+                         f"{row.prediction}")  # fmt: skip
         if len(lines) > 1:
             (folder / "screening.csv").write_text("\n".join(lines) + "\n")
         return images
@@ -400,7 +438,8 @@ class GastricWSITask(PaperTask):
         annotations = root / config.annotations if config.annotations else None
         records = screening_records(root / config.labels, root / config.slides, annotations)
         networks = TrainedNetworks.load(Path(trained_run), self.pipeline, self.model_config, self.context.device)
-        rows = screen_folder(records, networks, config.default_mpp, output_dir, bool(self.cfg.resume))
+        settings = FolderSettings(self.resolution, config.classes)
+        rows = screen_folder(records, networks, settings, output_dir, bool(self.cfg.resume))
         return folder_metrics(rows, networks.threshold)
 
     def bench(self):
