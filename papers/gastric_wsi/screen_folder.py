@@ -40,6 +40,7 @@ from papers.gastric_wsi.slide_evaluation import (
 from papers.gastric_wsi.slide_network import SlideNet, slide_scores
 from papers.gastric_wsi.slide_status import NO_TISSUE, SCREENED, SKIPPED, SlideRow, write_slides_csv
 from papers.gastric_wsi.slides import Resolution, open_slide
+from papers.gastric_wsi.stain import StainNormalizer
 from papers.gastric_wsi.stored_networks import load_operating_points, load_weights
 from papers.gastric_wsi.tiling import NoTissueError, check_tiled, read_tiles, tile_grid
 from papers.gastric_wsi.tissue import TissueNet, clean_tissue, network_tissue_mask, otsu_tissue_mask
@@ -62,11 +63,12 @@ class TrainedNetworks:
     slide: SlideNet | None  # None: max-pooling decides, as the run was trained
     threshold: float
     device: torch.device
+    normalizer: StainNormalizer | None  # the run's stain reference, when it normalized stain
 
     @classmethod
     def load(cls, run: Path, pipeline: PipelineConfig, model: PatchNetConfig, device: torch.device) -> TrainedNetworks:
-        """Network 1 from <run>/tissue (when the run used it), 2 from <run>/patch, 3 and the operating point
-        from <run>/slide."""
+        """Network 1 from <run>/tissue (when the run used it), 2 (and the stain reference) from <run>/patch, 3 and
+        the operating point from <run>/slide."""
         tissue = None
         if pipeline.tissue == "network":
             tissue = load_weights(TissueNet(pipeline.tissue_net.width), run / "tissue")
@@ -76,7 +78,8 @@ class TrainedNetworks:
             config = pipeline.slide_net
             slide = load_weights(SlideNet(config.bins + config.top_k + 1, config.hidden), run / "slide")
         threshold = load_operating_points(run / "slide")[AGGREGATOR_PREFIXES[pipeline.aggregator]]
-        return cls(pipeline, tissue, patch, slide, float(threshold), device)
+        normalizer = StainNormalizer.load(run / "patch") if pipeline.stain.normalize else None
+        return cls(pipeline, tissue, patch, slide, float(threshold), device, normalizer)
 
     def tissue_mask(self, thumbnail: np.ndarray, mpp: float) -> np.ndarray:
         otsu = self.pipeline.otsu
@@ -133,6 +136,8 @@ def screen_slide(record: SlideRecord, networks: TrainedNetworks, settings: Folde
     slide, info = open_slide(record.path, view.resolution)
     try:
         for chunk in read_tiles(slide, info, grid, tiling):
+            if networks.normalizer is not None:
+                chunk = networks.normalizer(chunk)
             probability, lesion_map = patch_predictions(networks.patch, tile_tensor(chunk).to(networks.device))
             probabilities.append(probability.float().cpu().numpy())
             maps.append(lesion_map.float().cpu().numpy())

@@ -68,7 +68,7 @@ class SlideEvaluation:
     maps: list[np.ndarray]
     lesion_dice: dict[str, float]
     tissue_mask_lesion_dice: dict[str, float]
-    unscreened: list[int]  # the labels of the test slides that were not screened (skipped, no tissue)
+    unscreened: dict[str, int]  # the test slides that were not screened (skipped, no tissue): name -> label
 
     def test_rows(self) -> np.ndarray:
         return np.flatnonzero(self.split == "test")
@@ -76,7 +76,7 @@ class SlideEvaluation:
 
 def evaluate_slides(scores: dict[str, np.ndarray], views: list[SlideView], grids: list[TileGrid],
                     maps: list[np.ndarray], side: int, rule: str, min_sensitivity: float,
-                    lesion_threshold: float, unscreened: list[int]) -> SlideEvaluation:  # fmt: skip
+                    lesion_threshold: float, unscreened: dict[str, int]) -> SlideEvaluation:  # fmt: skip
     """Slide scores of `views` with their operating points on the validation slides (`rule`), groups and lesion
     Dice (stitched `maps` of `side` pixels per tile edge, at `lesion_threshold`)."""
     labels = np.array([view.record.label for view in views])
@@ -101,14 +101,15 @@ def evaluate_slides(scores: dict[str, np.ndarray], views: list[SlideView], grids
 def screening_metrics(evaluation: SlideEvaluation) -> dict[str, float]:
     """Test sensitivity and specificity at each score's validation operating point, and AUC: over all test slides,
     per center, and for the centers seen in training against the held-out ones (a metric a group cannot have,
-    e.g. sensitivity without positive slides, is left out); the mean lesion Dice of both maps; how many test slides
-    were not screened, and each score's sensitivity counting a positive one of them as missed."""
+    e.g. sensitivity without positive slides, is left out); the mean lesion Dice of both maps; the share of test
+    slides not screened, and each score's sensitivity counting a positive one of them as missed."""
     test, labels = evaluation.split == "test", evaluation.labels
-    result = {"test_slides_not_screened": float(len(evaluation.unscreened))}
+    unscreened = list(evaluation.unscreened.values())
+    result = {"test_share_not_screened": len(unscreened) / (int(test.sum()) + len(unscreened))}
     for prefix, scores in evaluation.scores.items():
         threshold = evaluation.thresholds[prefix]
         result[f"{prefix}threshold"] = threshold
-        counted = sensitivity_counting_unscreened(labels[test], scores[test] >= threshold, evaluation.unscreened)
+        counted = sensitivity_counting_unscreened(labels[test], scores[test] >= threshold, unscreened)
         if counted is not None:
             result[f"{prefix}sensitivity_counting_unscreened"] = counted
         for names in evaluation.groupings:
@@ -124,7 +125,8 @@ def add_screening_units(units: UnitContributions, prefix: str, scores: np.ndarra
                         threshold: float, groupings: list[np.ndarray]) -> None:  # fmt: skip
     """Per group of test slides (as the task's metrics name them), the contributions of sensitivity (a detected
     positive slide scores 1), specificity (a cleared negative slide scores 1) and AUC, where the group has the
-    slides they need; for a group's AUC, the slides outside it have no label (NaN: neither class)."""
+    slides they need; for a group's AUC, the slides outside it have no label (NaN: neither class), as have units
+    that are in no metric of these (`labels` NaN)."""
     called = scores >= threshold
     for names in groupings:
         for group in np.unique(names):
@@ -139,14 +141,24 @@ def add_screening_units(units: UnitContributions, prefix: str, scores: np.ndarra
 
 
 def slide_units(evaluation: SlideEvaluation, per_slide: dict[str, dict[str, float]]) -> UnitContributions:
-    """Per test slide (strata: its label), the contributions of the screening metrics of every group and of the
-    per-slide means: the lesion Dice of both maps and any other `per_slide` metric (name -> slide -> value)."""
+    """Per test slide (strata: its label), screened or not, the contributions of the screening metrics of every
+    group (screened slides only), of each score's sensitivity counting the unscreened positive slides as missed and
+    of the share not screened, and of the per-slide means: the lesion Dice of both maps and any other `per_slide`
+    metric (name -> slide -> value)."""
     test = evaluation.test_rows()
-    labels, names = evaluation.labels[test], evaluation.names[test]
-    units = UnitContributions(unit="slide", ids=names, strata=labels)
-    groupings = [names_of_group[test] for names_of_group in evaluation.groupings]
+    unscreened = evaluation.unscreened
+    labels = np.concatenate([evaluation.labels[test], list(unscreened.values())]).astype(np.float64)
+    names = np.concatenate([evaluation.names[test], list(unscreened)]).astype(str)
+    screened = np.arange(len(names)) < len(test)
+    units = UnitContributions(unit="slide", ids=names, strata=labels.astype(int))
+    groupings = [np.concatenate([group[test], np.full(len(unscreened), "")]) for group in evaluation.groupings]
     for prefix, scores in evaluation.scores.items():
-        add_screening_units(units, prefix, scores[test], labels, evaluation.thresholds[prefix], groupings)
+        threshold = evaluation.thresholds[prefix]
+        padded = np.concatenate([scores[test], np.full(len(unscreened), -np.inf)])
+        add_screening_units(units, prefix, padded, np.where(screened, labels, np.nan), threshold, groupings)
+        if (labels == 1).any():
+            units.add_mean(f"{prefix}sensitivity_counting_unscreened", padded >= threshold, labels == 1)
+    units.add_mean("test_share_not_screened", ~screened)
     means = {
         "lesion_dice": evaluation.lesion_dice,
         "tissue_mask_lesion_dice": evaluation.tissue_mask_lesion_dice,

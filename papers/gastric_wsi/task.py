@@ -63,6 +63,7 @@ from papers.gastric_wsi.slide_evaluation import (
 from papers.gastric_wsi.slide_network import SlideNetConfig, slide_scores, train_slide_net
 from papers.gastric_wsi.slide_status import NO_TISSUE, SCREENED, SKIPPED, SlideRow, write_slides_csv
 from papers.gastric_wsi.slides import Resolution
+from papers.gastric_wsi.stain import StainAugmenter, StainConfig, StainNormalizer
 from papers.gastric_wsi.stored_networks import save_operating_points, save_weights
 from papers.gastric_wsi.synthetic import SyntheticGastricConfig, ensure_dataset
 from papers.gastric_wsi.tiling import NoTissueError, TilingConfig
@@ -105,6 +106,7 @@ class PipelineConfig:
     tissue_net: TissueNetConfig = field(default_factory=TissueNetConfig)
     otsu: OtsuConfig = field(default_factory=OtsuConfig)
     tiling: TilingConfig = field(default_factory=TilingConfig)
+    stain: StainConfig = field(default_factory=StainConfig)  # Macenko normalization / augmentation (torchstain)
     positive_tile_fraction: float = bounded(0.1, above=0.0, maximum=1.0)  # lesion share making a lesion tile
     aggregator: str = bounded("mlp", choices=AGGREGATORS)  # the decision's score: mlp (network 3) | max
     slide_net: SlideNetConfig = field(default_factory=SlideNetConfig)
@@ -131,6 +133,7 @@ class GastricWSITask(PaperTask):
         self.patch_result: TrainingResult | None = None
         self.evaluation: SlideEvaluation | None = None
         self.slide_metrics: dict[str, float] = {}
+        self.normalizer: StainNormalizer | None = None  # fitted on the training tiles when pipeline.stain.normalize
 
     @property
     def model_name(self) -> str:
@@ -166,6 +169,7 @@ class GastricWSITask(PaperTask):
             Stage("patch", "network 2: the multi-task patch network on the training slides' tissue tiles",
                   self._run_patch,
                   config=lambda: {"model": asdict(self.model_config), "tiling": asdict(pipeline.tiling),
+                                  "stain": asdict(pipeline.stain),
                                   "positive_tile_fraction": pipeline.positive_tile_fraction}),
             Stage("slide", "network 3: the slide MLP on the training slides' patch outputs; the test slides screened",
                   self._run_slide,
@@ -195,8 +199,12 @@ class GastricWSITask(PaperTask):
         return StageOutcome(json.loads((context.directory / STAGE_FILE).read_text())["metrics"])
 
     def _run_patch(self, context: StageContext) -> StageOutcome:
-        """Stage 2: network 2 by the shared Trainer; its test pass covers every slide's tiles."""
-        self.patch_result = context.fit(self.trainee, self.load_data())
+        """Stage 2: network 2 by the shared Trainer; its test pass covers every slide's tiles. With stain
+        normalization, its reference is kept beside network 2's weights."""
+        splits = self.load_data()
+        if self.normalizer is not None and self.context.is_main:
+            self.normalizer.save(context.directory)
+        self.patch_result = context.fit(self.trainee, splits)
         return StageOutcome(self.patch_result.metrics, self.patch_result)
 
     def _run_slide(self, context: StageContext) -> StageOutcome:
@@ -220,7 +228,8 @@ class GastricWSITask(PaperTask):
     def _evaluation(self, scores: dict[str, np.ndarray], maps: list[np.ndarray]) -> SlideEvaluation:
         pipeline, grids = self.pipeline, [tiles.grid for tiles in self.slide_tiles]
         side = pipeline.tiling.size // MASK_STRIDE
-        unscreened = [row.label for row in self.rows.values() if row.split == "test" and row.status != SCREENED]
+        unscreened = {Path(row.slide).stem: row.label for row in self.rows.values()
+                      if row.split == "test" and row.status != SCREENED}  # fmt: skip
         return evaluate_slides(scores, self.views, grids, maps, side, pipeline.operating_rule,
                                pipeline.min_sensitivity, pipeline.lesion_threshold, unscreened)  # fmt: skip
 
@@ -270,7 +279,21 @@ class GastricWSITask(PaperTask):
         for split in SPLITS:
             if not any(view.record.split == split for view in self.views):
                 raise DatasetError(f"no readable slide is in the {split} split of {self._root() / config.labels}.")
-        return self._source({"train"}, True), self._source({"val"}, True), self._source(set(SPLITS), False)
+        self._normalize_stain()
+        augment = StainAugmenter(self.pipeline.stain) if self.pipeline.stain.augment else None
+        train = self._source({"train"}, True, augment)
+        return train, self._source({"val"}, True), self._source(set(SPLITS), False)
+
+    def _normalize_stain(self) -> None:
+        """With pipeline.stain.normalize: fit the reference on the training slides' tiles, re-render every tile."""
+        config = self.pipeline.stain
+        if not config.normalize:
+            return
+        train = [tiles.tiles for view, tiles in zip(self.views, self.slide_tiles, strict=True)
+                 if view.record.split == "train"]  # fmt: skip
+        self.normalizer = StainNormalizer.fit(np.concatenate(train), config.reference_tiles, self.seed)
+        for tiles in tqdm(self.slide_tiles, desc="stain normalization", disable=not self.context.is_main):
+            tiles.tiles = self.normalizer(tiles.tiles)
 
     def _tissue_masks(self, views: list[SlideView], directory: Path) -> list[np.ndarray]:
         """Each slide's tissue mask at its thumbnail level: network 1's (its weights saved in `directory`) or
@@ -309,7 +332,7 @@ class GastricWSITask(PaperTask):
         kept = {name: {s: d for s, d in dices.items() if s in screened} for name, dices in self.tissue_dice.items()}
         return {name: dices for name, dices in kept.items() if dices}
 
-    def _source(self, splits: set[str], labelled_only: bool) -> TileSource:
+    def _source(self, splits: set[str], labelled_only: bool, augment=None) -> TileSource:
         """Tiles of the slides in `splits`; for training, only those whose lesion masks are known (negative
         slides, or positive slides with lesion annotations)."""
         parts = {"tiles": [], "masks": [], "labels": [], "slide": [], "split": [], "known": []}
@@ -328,7 +351,7 @@ class GastricWSITask(PaperTask):
             raise DatasetError(
                 f"no tissue tile in the {'/'.join(sorted(splits))} slides; lower pipeline.tiling.min_tissue."
             )
-        return TileSource(**{name: np.concatenate(values) for name, values in parts.items()})
+        return TileSource(**{name: np.concatenate(values) for name, values in parts.items()}, augment=augment)
 
     # network 2's training logic lives in its trainee; the task's own metrics score a no-learning row
 
@@ -394,6 +417,8 @@ class GastricWSITask(PaperTask):
     def record_metrics(self, test_metrics):
         statuses = [row.status for row in self.rows.values()]
         counts = {f"slides_{status}": float(statuses.count(status)) for status in (SCREENED, SKIPPED, NO_TISSUE)}
+        unscreened = [row for row in self.rows.values() if row.split == "test" and row.status != SCREENED]
+        counts["test_slides_not_screened"] = float(len(unscreened))
         tissue = self._mean_tissue_dice(self._screened_tissue_dice())
         return {**test_metrics, **self.slide_metrics, **tissue, **counts}
 
