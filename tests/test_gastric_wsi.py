@@ -385,6 +385,7 @@ def he_tiles(hematoxylin: np.ndarray, eosin: np.ndarray, seed: int) -> np.ndarra
 
 
 def test_stain_normalization_moves_tiles_to_the_reference_and_augmentation_varies_them(tmp_path):
+    pytest.importorskip("torchstain")
     from papers.gastric_wsi.stain import StainAugmenter, StainConfig, StainNormalizer
 
     reference = he_tiles(np.array([0.65, 0.70, 0.29]), np.array([0.07, 0.99, 0.11]), seed=0)  # Ruifrok & Johnston

@@ -194,7 +194,7 @@ def test_predict_screens_a_mixed_folder_of_real_writers_slides_to_the_end(traine
     assert statuses["unopenable.tiff"][0] == "skipped" and "compression" in statuses["unopenable.tiff"][1]
     assert statuses["missing.svs"][0] == "skipped" and "does not exist" in statuses["missing.svs"][1]
     assert statuses["small.svs"][0] == "no_tissue"  # 16 x 16 pixels of a real SVS: no tissue tile
-    assert statuses["boxes_at_override.tiff"][0] in ("screened", "no_tissue")  # readable once its mpp is given
+    assert statuses["boxes_at_override.tiff"][0] == "no_tissue"  # readable at its mpp override: 75 x 62 µm, no tissue
     for name in kept + ["libvips_pyramid.tiff", "asap_annotated.tiff"]:
         assert rows[name]["status"] == "screened" and rows[name]["reason"] == "", rows[name]
     assert "MultiPoint" in rows["libvips_pyramid.tiff"]["warnings"] and "Dot" in rows["asap_annotated.tiff"]["warnings"]
