@@ -405,3 +405,13 @@ def test_stain_normalization_moves_tiles_to_the_reference_and_augmentation_varie
     assert augmented.shape == reference.shape and not (augmented == reference).all()
     with pytest.raises(DatasetError, match="needs stained training tiles"):
         StainNormalizer.fit(glass, count=8, seed=0)
+
+
+def test_patch_dice_is_left_out_without_annotated_lesion_pixels():
+    from papers.gastric_wsi.patch_trainee import patch_metrics
+
+    outputs = {"known": np.ones(2), "label": np.array([0.0, 1.0]), "probability": np.array([0.2, 0.9]),
+               "lesion_map": np.zeros((2, 4)), "truth_map": np.zeros((2, 4))}  # fmt: skip
+    assert patch_metrics(outputs, 0.5) == {"patch_auc": 1.0}
+    outputs["truth_map"][1] = 1
+    assert patch_metrics(outputs, 0.5) == {"patch_auc": 1.0, "patch_dice": 0.0}

@@ -60,10 +60,13 @@ def patch_predictions(model: nn.Module, tiles: torch.Tensor) -> tuple[torch.Tens
 
 
 def patch_metrics(outputs: dict[str, np.ndarray], lesion_threshold: float) -> dict[str, float]:
-    """Patch AUC and pixel Dice over the tiles whose lesion masks are known."""
+    """Patch AUC and pixel Dice over the tiles whose lesion masks are known; each only where it means something:
+    AUC with tiles of both classes, Dice with annotated lesion pixels (an empty-against-empty Dice of 1 would
+    hide that no lesion was annotated, e.g. under an unmapped class name)."""
     known = outputs["known"] > 0.5
     labels, lesion = outputs["label"][known], outputs["lesion_map"][known] >= lesion_threshold
-    result = {"patch_dice": dice(outputs["truth_map"][known], lesion)}
+    truth = outputs["truth_map"][known]
+    result = {"patch_dice": dice(truth, lesion)} if truth.any() else {}
     if 0 < labels.sum() < len(labels):
         result["patch_auc"] = auc(labels, outputs["probability"][known])
     return result
