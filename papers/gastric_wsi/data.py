@@ -21,7 +21,7 @@ class SlideRecord:
     path: Path
     label: int | None  # None: unlabelled (a slide mode=predict screens without a label)
     center: str
-    split: str
+    split: str  # train | val | test; empty for a slide mode=predict screens
     annotations: Path | None
     mpp: float | None = None  # the table's µm/px for this slide, overriding its metadata
 
@@ -97,6 +97,6 @@ def screening_records(table: Path, slides: Path, annotations: Path | None) -> li
     for line, (name, label, center, mpp) in enumerate(rows, start=2):
         if label not in ("0", "1", ""):
             raise DatasetError(f"{table}, line {line}: label {label!r} is not 0, 1 or empty (unlabelled).")
-        records.append(SlideRecord(slides / name, int(label) if label else None, center or "all", "test",
+        records.append(SlideRecord(slides / name, int(label) if label else None, center or "all", "",
                                    annotation_file(annotations, Path(name).stem), _mpp(mpp, table, line)))  # fmt: skip
     return records

@@ -84,6 +84,11 @@ TISSUE_DICE_FILE = "tissue_dice.json"  # and the per-slide tissue Dice of each m
 
 
 @dataclass
+class GastricModelConfig:
+    patch: PatchNetConfig = field(default_factory=PatchNetConfig)  # network 2
+
+
+@dataclass
 class GastricDataConfig:
     name: str = bounded("synthetic_gastric", choices=DATASETS)
     root: str | None = None  # a slide folder with a label CSV; never downloaded
@@ -118,7 +123,7 @@ class PipelineConfig:
 class GastricWSITask(PaperTask):
     def __init__(self, cfg, context, run_dir: Path):
         super().__init__(cfg, context, run_dir)
-        self.model_config = typed_config(PatchNetConfig, cfg.model.patch, "model.patch")
+        self.model_config = typed_config(GastricModelConfig, cfg.model, "model").patch
         self.data_config = typed_config(GastricDataConfig, cfg.data, "data")
         self.pipeline = typed_config(PipelineConfig, cfg.pipeline, "pipeline")
         self.seed = int(cfg.seed)
