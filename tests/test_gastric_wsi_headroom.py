@@ -4,6 +4,7 @@ scorer's logic on hand-made inputs, the units against the screening metrics, and
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -40,7 +41,7 @@ def pink_slide(dark: slice | None = None) -> np.ndarray:
 
 def two_tile_grid() -> TileGrid:
     """Two tiles side by side on the tissue, over columns [8, 16) and [16, 24) of rows [8, 16) (downsample 1)."""
-    return TileGrid(np.array([[8, 8], [16, 8]]), np.array([[1, 1], [1, 2]]), (4, 4), 8)
+    return TileGrid(np.array([[8, 8], [16, 8]]), 8, (32, 32))
 
 
 def test_optical_density_is_zero_for_white_and_largest_for_black():
@@ -71,7 +72,7 @@ def test_od_lesion_mask_keeps_the_dark_tissue():
 
 def test_on_tiles_reads_each_cell_centre_of_the_thumbnail_map():
     thumbnail_map = np.arange(32 * 32, dtype=np.float32).reshape(32, 32)
-    grid = TileGrid(np.array([[0, 0], [8, 16]]), np.array([[0, 0], [2, 1]]), (3, 2), 8)
+    grid = TileGrid(np.array([[0, 0], [8, 16]]), 8, (16, 24))
     tiles = on_tiles(thumbnail_map, downsample=4.0, grid=grid, side=2)  # cell centres at level-0 offsets 2 and 6
     assert tiles.shape == (2, 2, 2)
     assert (tiles[0] == thumbnail_map[[[0], [1]], [[0, 1]]]).all()
@@ -88,11 +89,14 @@ def test_oracle_ranks_positive_slides_and_lesion_tiles_first_and_returns_the_tru
 
 
 def test_trivial_scorers_on_a_hand_made_slide():
-    thumbnail, grid, otsu = pink_slide(dark=slice(16, 24)), two_tile_grid(), OtsuConfig(blur=1, close=1, open=1)
-    scores, maps = thumbnail_od_tiles(thumbnail, 1.0, grid, 4, otsu)
+    thumbnail, grid = pink_slide(dark=slice(16, 24)), two_tile_grid()
+    otsu = OtsuConfig(blur_um=1.0, close_um=1.0, open_um=1.0, min_area_um2=0.0)
+    view = SimpleNamespace(thumbnail=thumbnail, downsample=1.0, thumbnail_mpp=1.0)
+    scores, maps = thumbnail_od_tiles(view, grid, 4, otsu)
     assert scores.tolist() == pytest.approx([optical_density(thumbnail)[10, 20]] * 2)  # the slide's dark band
     assert not maps[0].any() and maps[1].all()  # the right tile is the dark band
-    scores, maps = otsu_tissue_tiles(pink_slide(), 1.0, grid, 4, otsu)
+    scores, maps = otsu_tissue_tiles(SimpleNamespace(thumbnail=pink_slide(), downsample=1.0, thumbnail_mpp=1.0), grid,
+                                     4, otsu)  # fmt: skip
     assert scores.tolist() == [1.0, 1.0] and maps.all()  # both tiles lie on the tissue
 
 

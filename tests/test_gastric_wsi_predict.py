@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 
 from papers.gastric_wsi import screen_folder as screening
-from papers.gastric_wsi.annotations import rasterize, read_annotations, write_geojson
+from papers.gastric_wsi.annotations import AnnotationClasses, rasterize, read_annotations, write_geojson
 from papers.gastric_wsi.data import SlideRecord, screening_records
-from papers.gastric_wsi.screen_folder import ScreenedSlide, folder_metrics, lesion_regions, output_files
-from tests.conftest import ROOT
+from papers.gastric_wsi.screen_folder import folder_metrics, lesion_regions, output_files
+from papers.gastric_wsi.slide_status import SlideRow
+from tests.conftest import FIXTURES, ROOT
 
 SMOKE = ("paper=gastric_wsi", "debug=smoke", "logger=none", "trainer.device=cpu")
 TIMEOUT = 900  # the machine may be shared; a smoke run takes 1-2 minutes
@@ -41,7 +42,7 @@ def test_predicted_lesions_read_back_as_the_map_they_came_from(tmp_path):
     assert data["type"] == "FeatureCollection" and len(data["features"]) == 3
     assert {f["geometry"]["type"] for f in data["features"]} == {"Polygon"}
     assert {f["properties"]["classification"]["name"] for f in data["features"]} == {"lesion"}
-    regions = read_annotations(path)
+    regions = read_annotations(path, AnnotationClasses()).regions
     assert sorted(len(region.holes) for region in regions) == [0, 0, 1]
     np.testing.assert_array_equal(rasterize(regions, {"lesion"}, lesion.shape, 8.0), lesion)
     assert lesion_regions(np.zeros((4, 4), np.uint8), 8.0) == []
@@ -66,30 +67,32 @@ def test_the_slides_to_screen_come_from_the_label_table_or_else_the_folder(tmp_p
 
 def test_metrics_come_from_the_labelled_screened_slides_only():
     rows = [
-        ScreenedSlide("a", 0.9, "positive", "screened", "", 1, 0.5),
-        ScreenedSlide("b", 0.2, "negative", "screened", "", 0),
-        ScreenedSlide("c", 0.4, "negative", "screened", "", 1, 0.7),
-        ScreenedSlide("d", None, "", "skipped", "unreadable", 0),
-        ScreenedSlide("e", 0.8, "positive", "screened", "", None),
+        SlideRow("a", "test", 1, "screened", score=0.9, prediction="positive", lesion_dice=0.5),
+        SlideRow("b", "test", 0, "screened", score=0.2, prediction="negative"),
+        SlideRow("c", "test", 1, "screened", score=0.4, prediction="negative", lesion_dice=0.7),
+        SlideRow("d", "test", 0, "skipped", "unreadable"),
+        SlideRow("f", "test", 1, "no_tissue", "no tile has tissue"),
+        SlideRow("e", "test", None, "screened", score=0.8, prediction="positive"),
     ]
     metrics = folder_metrics(rows, threshold=0.5)
-    assert metrics == pytest.approx({"sensitivity": 0.5, "specificity": 1.0, "auc": 1.0, "lesion_dice": 0.6})
-    assert folder_metrics(rows[4:], threshold=0.5) == {}
+    assert metrics == pytest.approx({"sensitivity": 0.5, "specificity": 1.0, "auc": 1.0, "lesion_dice": 0.6,
+                                     "slides_not_screened": 2.0, "sensitivity_counting_unscreened": 1 / 3})  # fmt: skip
+    assert folder_metrics(rows[5:], threshold=0.5) == {}
 
 
 def test_resume_reads_back_finished_slides_and_screens_the_rest(tmp_path, monkeypatch):
     records = [SlideRecord(tmp_path / f"{name}.tiff", 1, "all", "test", None) for name in ("done", "new")]
     folder = tmp_path / "out" / "screening"
     folder.mkdir(parents=True)
-    finished = ScreenedSlide("done.tiff", 0.7, "positive", "screened", "", 1)
+    finished = SlideRow("done.tiff", "test", 1, "screened", score=0.7, prediction="positive")
     for path in output_files(folder, "done")[:-1]:
         path.write_bytes(b"x")
     output_files(folder, "done")[-1].write_text(json.dumps(finished.__dict__))
     screened = []
 
-    def screen(record, networks, default_mpp, into):
+    def screen(record, networks, settings, into):
         screened.append(record.path.stem)
-        return ScreenedSlide(record.path.name, 0.1, "negative", "screened", "", 1)
+        return SlideRow(record.path.name, "test", 1, "screened", score=0.1, prediction="negative")
 
     monkeypatch.setattr(screening, "screen_slide", screen)
     rows = screening.screen_folder(records, None, None, tmp_path / "out", resume=True, progress=False)
@@ -143,7 +146,7 @@ def test_predict_screens_another_generated_draw(trained_run, tmp_path):
         stem = row["slide"].removesuffix(".tiff")
         for name in ("heatmap", "overlay"):
             assert (tmp_path / "screening" / f"{stem}_{name}.png").stat().st_size > 0
-        regions = read_annotations(tmp_path / "screening" / f"{stem}_lesions.geojson")
+        regions = read_annotations(tmp_path / "screening" / f"{stem}_lesions.geojson", AnnotationClasses()).regions
         assert {region.label for region in regions} <= {"lesion"}
     record = json.loads((tmp_path / "predictions.json").read_text())
     assert record["from_run"] == str(run_dir) and record["config"]["data"]["generator"]["seed"] == 5
@@ -151,25 +154,54 @@ def test_predict_screens_another_generated_draw(trained_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_predict_skips_a_broken_slide_and_scores_the_rest_as_the_trained_run_did(trained_run, tmp_path):
+def test_predict_screens_a_mixed_folder_of_real_writers_slides_to_the_end(trained_run, tmp_path):
+    """An Aperio SVS, a generic TIFF with 72-dpi tags, a libvips pyramid with QuPath and ASAP annotations, broken,
+    truncated and missing files beside slides the trained run screened: exit 0, a row for each, the scores of the
+    trained run where it screened the same slides."""
     cache_dir, run_dir = trained_run
     drawn = {json.loads((path / "generator.json").read_text())["seed"]: path for path in cache_dir.glob("synthetic_*")}
     generated = drawn[0]  # the trained run's draw
     folder = tmp_path / "folder"
+    (folder / "annotations").mkdir(parents=True)
     shutil.copytree(generated / "slides", folder / "slides")
-    broken = folder / "slides" / "center1_slide00.tiff"
-    broken.write_bytes(broken.read_bytes()[:2000])
+    slides = FIXTURES / "slides"
+    for name in ("small.svs", "boxes.tiff", "unreadable.svs", "unopenable.tiff", "libvips_pyramid.tiff"):
+        shutil.copy(slides / name, folder / "slides" / name)
+    shutil.copy(slides / "libvips_pyramid.tiff", folder / "slides" / "asap_annotated.tiff")
+    shutil.copy(slides / "libvips_pyramid.geojson", folder / "annotations" / "libvips_pyramid.geojson")
+    shutil.copy(slides / "libvips_pyramid.xml", folder / "annotations" / "asap_annotated.xml")
+    truncated = folder / "slides" / "center1_slide00.tiff"
+    truncated.write_bytes(truncated.read_bytes()[:2000])
+    shutil.copy(slides / "boxes.tiff", folder / "slides" / "boxes_at_override.tiff")
     trained = {row["slide"]: row for row in read_csv(run_dir / "screening" / "screening.csv")}
-    kept = ["center1_slide00.tiff", "center1_slide01.tiff", "center1_slide02.tiff"]
-    (folder / "labels.csv").write_text("slide,label\n" + "".join(f"{s},{trained[s]['label']}\n" for s in kept))
+    kept = ["center1_slide01.tiff", "center1_slide02.tiff"]
+    table = [(name, trained[name]["label"], "") for name in kept] + [
+        ("center1_slide00.tiff", "1", ""), ("small.svs", "", ""), ("boxes.tiff", "", ""), ("unreadable.svs", "0", ""),
+        ("unopenable.tiff", "", ""), ("missing.svs", "1", ""), ("libvips_pyramid.tiff", "1", ""),
+        ("asap_annotated.tiff", "1", ""), ("boxes_at_override.tiff", "", "0.25"),
+    ]  # fmt: skip
+    (folder / "labels.csv").write_text("slide,label,mpp\n" + "".join(",".join(row) + "\n" for row in table))
     output = tmp_path / "output"
     completed = run_cli(cache_dir, *SMOKE, "mode=predict", f"from_run={run_dir}", "data=slides",
                         f"data.root={folder}", f"hydra.run.dir={output}")  # fmt: skip
     assert completed.returncode == 0, completed.stderr[-3000:]
-    rows = read_csv(output / "slides.csv")
-    assert [row["slide"] for row in rows] == kept
-    assert rows[0]["status"] == "skipped" and "truncated" in rows[0]["reason"] and rows[0]["score"] == ""
-    for row in rows[1:]:
-        assert row["status"] == "screened"
-        assert float(row["score"]) == pytest.approx(float(trained[row["slide"]]["score"]), abs=2e-4)
-        assert row["prediction"] == trained[row["slide"]]["decision"]
+    rows = {row["slide"]: row for row in read_csv(output / "slides.csv")}
+    assert list(rows) == [name for name, _, _ in table]
+    statuses = {name: (row["status"], row["reason"]) for name, row in rows.items()}
+    assert statuses["center1_slide00.tiff"][0] == "skipped" and "truncated" in statuses["center1_slide00.tiff"][1]
+    assert statuses["boxes.tiff"][0] == "skipped" and "352.8 µm/px" in statuses["boxes.tiff"][1]
+    assert statuses["unreadable.svs"][0] == "skipped" and "could not be read" in statuses["unreadable.svs"][1]
+    assert statuses["unopenable.tiff"][0] == "skipped" and "compression" in statuses["unopenable.tiff"][1]
+    assert statuses["missing.svs"][0] == "skipped" and "does not exist" in statuses["missing.svs"][1]
+    assert statuses["small.svs"][0] == "no_tissue"  # 16 x 16 pixels of a real SVS: no tissue tile
+    assert statuses["boxes_at_override.tiff"][0] == "no_tissue"  # readable at its mpp override: 75 x 62 µm, no tissue
+    for name in kept + ["libvips_pyramid.tiff", "asap_annotated.tiff"]:
+        assert rows[name]["status"] == "screened" and rows[name]["reason"] == "", rows[name]
+    assert "MultiPoint" in rows["libvips_pyramid.tiff"]["warnings"] and "Dot" in rows["asap_annotated.tiff"]["warnings"]
+    for name in kept:
+        assert float(rows[name]["score"]) == pytest.approx(float(trained[name]["score"]), abs=2e-4)
+        assert rows[name]["prediction"] == trained[name]["decision"]
+    regions = read_annotations(output / "screening" / "libvips_pyramid_lesions.geojson", AnnotationClasses())
+    assert {region.label for region in regions.regions} <= {"lesion"}
+    record = json.loads((output / "predictions.json").read_text())
+    assert record["metrics"]["slides_not_screened"] == 3.0  # the labelled ones: truncated, unreadable, missing

@@ -27,8 +27,9 @@ class GastricBenchConfig:
 
 def _grid(task, record, tiling: TilingConfig) -> TileGrid:
     """Thumbnail, Otsu tissue mask and tile grid of one slide."""
-    view = view_slide(record, tiling, task.data_config.default_mpp)
-    return tile_grid(view.info, otsu_tissue_mask(view.thumbnail, task.pipeline.otsu), view.downsample, tiling)
+    view = view_slide(record, tiling, task.resolution, task.data_config.classes)
+    tissue = otsu_tissue_mask(view.thumbnail, task.pipeline.otsu, view.thumbnail_mpp)
+    return tile_grid(view.info, tissue, view.downsample, tiling)
 
 
 def _raw_reads(task, records, tiling: TilingConfig) -> tuple[int, float]:
@@ -36,8 +37,8 @@ def _raw_reads(task, records, tiling: TilingConfig) -> tuple[int, float]:
     count, seconds = 0, 0.0
     for record in records:
         grid = _grid(task, record, tiling)
-        slide, info = open_slide(record.path, task.data_config.default_mpp)
-        level = info.level_for_mpp(tiling.mpp)
+        slide, info = open_slide(record.path, task.resolution)
+        level = info.level_for_mpp(tiling.mpp, tiling.level_tolerance)
         extent = int(round(grid.footprint / info.level_downsamples[level]))
         start = time.perf_counter()
         for x, y in grid.origins:
@@ -54,7 +55,7 @@ def _end_to_end(task, records, tiling: TilingConfig, model) -> tuple[int, float]
     count, start = 0, time.perf_counter()
     for record in records:
         grid = _grid(task, record, tiling)
-        slide, info = open_slide(record.path, task.data_config.default_mpp)
+        slide, info = open_slide(record.path, task.resolution)
         for chunk in read_tiles(slide, info, grid, tiling):
             model(tile_tensor(chunk))
             count += len(chunk)

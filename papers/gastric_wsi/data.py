@@ -1,6 +1,7 @@
 """The slide table of a screening dataset: a CSV with one row per slide (slide file name, label 0/1, and
-optionally its center and split), the slide files in one folder and optional annotation files named after
-the slides (<stem>.geojson, <stem>.json or <stem>.xml) in another."""
+optionally its center, split and mpp: a per-slide µm/px overriding the slide's metadata), the slide files in one
+folder and optional annotation files named after the slides (<stem>.geojson, <stem>.json or <stem>.xml) in
+another."""
 
 from __future__ import annotations
 
@@ -20,8 +21,22 @@ class SlideRecord:
     path: Path
     label: int | None  # None: unlabelled (a slide mode=predict screens without a label)
     center: str
-    split: str
+    split: str  # train | val | test; empty for a slide mode=predict screens
     annotations: Path | None
+    mpp: float | None = None  # the table's µm/px for this slide, overriding its metadata
+
+
+def _mpp(value, table: Path, row: int) -> float | None:
+    """A labels.csv mpp cell: empty, or a positive number of µm per pixel."""
+    if value is None or (isinstance(value, float) and value != value) or str(value).strip() == "":
+        return None
+    try:
+        mpp = float(value)
+    except ValueError:
+        mpp = -1.0
+    if not mpp > 0:
+        raise DatasetError(f"{table}, line {row}: mpp {value!r} is not a positive number of µm per pixel.")
+    return mpp
 
 
 def read_slide_table(table: Path, slides: Path, annotations: Path | None, data_card: str) -> list[SlideRecord]:
@@ -33,7 +48,7 @@ def read_slide_table(table: Path, slides: Path, annotations: Path | None, data_c
     if missing:
         raise DatasetError(
             f"{table} lacks the column(s) {missing}; it needs slide, label (0/1) and split ({'/'.join(SPLITS)}), "
-            "and may have center."
+            "and may have center and mpp."
         )
     records = []
     for row, entry in enumerate(frame.itertuples(index=False), start=2):
@@ -49,6 +64,7 @@ def read_slide_table(table: Path, slides: Path, annotations: Path | None, data_c
                 center=str(center) if isinstance(center, str) and center else "all",
                 split=entry.split,
                 annotations=annotation_file(annotations, Path(entry.slide).stem),
+                mpp=_mpp(getattr(entry, "mpp", None), table, row),
             )
         )
     return records
@@ -63,7 +79,7 @@ def annotation_file(annotations: Path | None, stem: str) -> Path | None:
 def screening_records(table: Path, slides: Path, annotations: Path | None) -> list[SlideRecord]:
     """The slides a trained run screens (mode=predict): every row of the label table when there is one (its
     label where the row gives 0 or 1, unlabelled where the column or the value is missing; other columns are not
-    needed), else every file in the slides folder, unlabelled."""
+    needed; an mpp column overrides the slides' metadata), else every file in the slides folder, unlabelled."""
     slides = Path(slides)
     if Path(table).is_file():
         frame = pd.read_csv(table, dtype=str, keep_default_na=False)
@@ -71,16 +87,16 @@ def screening_records(table: Path, slides: Path, annotations: Path | None) -> li
             raise DatasetError(f"{table} lacks the column 'slide' (the slide file names under {slides}).")
         labels = frame["label"] if "label" in frame.columns else [""] * len(frame)
         centers = frame["center"] if "center" in frame.columns else ["all"] * len(frame)
-        rows = list(zip(frame["slide"], labels, centers, strict=True))
+        mpps = frame["mpp"] if "mpp" in frame.columns else [""] * len(frame)
+        rows = list(zip(frame["slide"], labels, centers, mpps, strict=True))
     elif slides.is_dir():
-        rows = [(path.name, "", "all") for path in sorted(slides.iterdir()) if path.is_file()]
+        rows = [(path.name, "", "all", "") for path in sorted(slides.iterdir()) if path.is_file()]
     else:
         raise DatasetError(f"there is neither a label table {table} nor a slide folder {slides} to screen.")
-    for line, (_, label, _) in enumerate(rows, start=2):
+    records = []
+    for line, (name, label, center, mpp) in enumerate(rows, start=2):
         if label not in ("0", "1", ""):
             raise DatasetError(f"{table}, line {line}: label {label!r} is not 0, 1 or empty (unlabelled).")
-    return [
-        SlideRecord(slides / name, int(label) if label else None, center or "all", "test",
-                    annotation_file(annotations, Path(name).stem))
-        for name, label, center in rows
-    ]  # fmt: skip
+        records.append(SlideRecord(slides / name, int(label) if label else None, center or "all", "",
+                                   annotation_file(annotations, Path(name).stem), _mpp(mpp, table, line)))  # fmt: skip
+    return records

@@ -16,8 +16,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from papers.gastric_wsi.screening import SlideView
 from papers.gastric_wsi.tiling import TileGrid
-from papers.gastric_wsi.tissue import OtsuConfig, otsu_tissue_mask
+from papers.gastric_wsi.tissue import OtsuConfig, otsu_tissue_mask, pixels
 
 ORACLE = "oracle"
 THUMBNAIL_OD = "trivial_thumbnail_od"
@@ -64,20 +65,20 @@ def oracle_tiles(slide_label: int, tile_labels: np.ndarray, truth: np.ndarray) -
     return (slide_label + tile_labels.astype(np.float32)) / 2, truth.astype(np.float32)
 
 
-def thumbnail_od_tiles(thumbnail: np.ndarray, downsample: float, grid: TileGrid, side: int,
+def thumbnail_od_tiles(view: SlideView, grid: TileGrid, side: int,
                        otsu: OtsuConfig) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Every tile scored with the slide's thumbnail OD score; lesion maps from the optical-density threshold."""
-    tissue = otsu_tissue_mask(thumbnail, otsu)
-    score = thumbnail_od_score(thumbnail, tissue)
-    lesion = od_lesion_mask(thumbnail, tissue, otsu.blur)
-    return np.full(len(grid.cells), score, np.float32), on_tiles(lesion, downsample, grid, side)
+    tissue = otsu_tissue_mask(view.thumbnail, otsu, view.thumbnail_mpp)
+    score = thumbnail_od_score(view.thumbnail, tissue)
+    lesion = od_lesion_mask(view.thumbnail, tissue, pixels(otsu.blur_um, view.thumbnail_mpp))
+    return np.full(len(grid), score, np.float32), on_tiles(lesion, view.downsample, grid, side)
 
 
-def otsu_tissue_tiles(thumbnail: np.ndarray, downsample: float, grid: TileGrid, side: int,
+def otsu_tissue_tiles(view: SlideView, grid: TileGrid, side: int,
                       otsu: OtsuConfig) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Every tile scored 1 (positive); lesion maps: Otsu's tissue mask."""
-    tissue = otsu_tissue_mask(thumbnail, otsu)
-    return np.ones(len(grid.cells), np.float32), on_tiles(tissue, downsample, grid, side)
+    tissue = otsu_tissue_mask(view.thumbnail, otsu, view.thumbnail_mpp)
+    return np.ones(len(grid), np.float32), on_tiles(tissue, view.downsample, grid, side)
 
 
 TRIVIAL_SCORERS = {THUMBNAIL_OD: thumbnail_od_tiles, OTSU_TISSUE: otsu_tissue_tiles}

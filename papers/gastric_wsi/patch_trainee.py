@@ -5,6 +5,8 @@ probabilities and lesion maps, in training's evaluation and in screening a folde
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import nn
@@ -24,19 +26,20 @@ from papers.gastric_wsi.patch_network import (
 
 class TileSource:
     """Tiles of a set of slides with their patch labels and lesion masks; `slide` indexes the task's slides,
-    `known` marks the tiles whose masks are known (negative slides, annotated positive ones)."""
+    `known` marks the tiles whose masks are known (negative slides, annotated positive ones); `augment`, if given,
+    transforms each batch's tiles."""
 
     def __init__(self, tiles: np.ndarray, masks: np.ndarray, labels: np.ndarray, slide: np.ndarray, split: np.ndarray,
-                 known: np.ndarray):  # fmt: skip
+                 known: np.ndarray, augment: Callable[[np.ndarray], np.ndarray] | None = None):  # fmt: skip
         self.tiles, self.masks, self.labels, self.slide, self.split = tiles, masks, labels, slide, split
-        self.known = known
+        self.known, self.augment = known, augment  # augment: applied to a batch's uint8 tiles (stain augmentation)
 
     def __len__(self) -> int:
         return len(self.tiles)
 
     def batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
         return {
-            "tiles": tile_tensor(self.tiles[indices]),
+            "tiles": tile_tensor(self.augment(self.tiles[indices]) if self.augment else self.tiles[indices]),
             "masks": torch.from_numpy(self.masks[indices].astype(np.float32)),
             "labels": torch.from_numpy(self.labels[indices]).long(),
             "slide": torch.from_numpy(self.slide[indices]),
@@ -57,10 +60,13 @@ def patch_predictions(model: nn.Module, tiles: torch.Tensor) -> tuple[torch.Tens
 
 
 def patch_metrics(outputs: dict[str, np.ndarray], lesion_threshold: float) -> dict[str, float]:
-    """Patch AUC and pixel Dice over the tiles whose lesion masks are known."""
+    """Patch AUC and pixel Dice over the tiles whose lesion masks are known; each only where it means something:
+    AUC with tiles of both classes, Dice with annotated lesion pixels (an empty-against-empty Dice of 1 would
+    hide that no lesion was annotated, e.g. under an unmapped class name)."""
     known = outputs["known"] > 0.5
     labels, lesion = outputs["label"][known], outputs["lesion_map"][known] >= lesion_threshold
-    result = {"patch_dice": dice(outputs["truth_map"][known], lesion)}
+    truth = outputs["truth_map"][known]
+    result = {"patch_dice": dice(truth, lesion)} if truth.any() else {}
     if 0 < labels.sum() < len(labels):
         result["patch_auc"] = auc(labels, outputs["probability"][known])
     return result

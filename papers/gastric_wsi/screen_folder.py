@@ -6,14 +6,12 @@ as the run was trained) scores the slide and the run's validation operating poin
 `<output dir>/screening/`: `<slide>_heatmap.png`, `<slide>_overlay.png`, `<slide>_lesion_mask.png`, and
 `<slide>_lesions.geojson`, the predicted lesions as a QuPath-readable FeatureCollection of Polygon features
 (level-0 pixels, classification "lesion"); `<slide>.json`, the slide's row, is written last, so a slide that has
-it and its files is not screened again on resume. `<output dir>/slides.csv` lists every slide: slide, score,
-prediction, status (screened | skipped) and reason (why a slide was skipped: the read error). A slide that cannot
-be read is a skipped row; the others run.
+it and its files is not screened again on resume. `<output dir>/slides.csv` lists every slide (slide_status.py):
+a slide that cannot be screened is a skipped or no_tissue row saying why; the others run.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from dataclasses import asdict, dataclass, replace
@@ -28,21 +26,27 @@ from tqdm.auto import tqdm
 from common.errors import DatasetError
 from common.metrics.screening import screening_metrics
 from common.metrics.segmentation import dice
-from papers.gastric_wsi.annotations import Region, rasterize, write_geojson
+from papers.gastric_wsi.annotations import AnnotationClasses, Region, rasterize, write_geojson
 from papers.gastric_wsi.data import SlideRecord
 from papers.gastric_wsi.patch_network import MASK_STRIDE, MultiTaskPatchNet, PatchNetConfig, tile_tensor
 from papers.gastric_wsi.patch_trainee import patch_predictions
 from papers.gastric_wsi.screening import on_thumbnail, view_slide, write_slide_outputs
-from papers.gastric_wsi.slide_evaluation import AGGREGATOR_PREFIXES, SlideSummary, summarize_slide
+from papers.gastric_wsi.slide_evaluation import (
+    AGGREGATOR_PREFIXES,
+    SlideSummary,
+    sensitivity_counting_unscreened,
+    summarize_slide,
+)
 from papers.gastric_wsi.slide_network import SlideNet, slide_scores
-from papers.gastric_wsi.slides import open_slide
+from papers.gastric_wsi.slide_status import NO_TISSUE, SCREENED, SKIPPED, SlideRow, write_slides_csv
+from papers.gastric_wsi.slides import Resolution, open_slide
+from papers.gastric_wsi.stain import StainNormalizer
 from papers.gastric_wsi.stored_networks import load_operating_points, load_weights
-from papers.gastric_wsi.tiling import read_tiles, tile_grid
-from papers.gastric_wsi.tissue import TissueNet, network_tissue_mask, otsu_tissue_mask
+from papers.gastric_wsi.tiling import NoTissueError, check_tiled, read_tiles, tile_grid
+from papers.gastric_wsi.tissue import TissueNet, clean_tissue, network_tissue_mask, otsu_tissue_mask
 
 SLIDES_CSV = "slides.csv"
 OUTPUT_FOLDER = "screening"
-SCREENED, SKIPPED = "screened", "skipped"
 if TYPE_CHECKING:
     from papers.gastric_wsi.task import PipelineConfig
 
@@ -59,11 +63,12 @@ class TrainedNetworks:
     slide: SlideNet | None  # None: max-pooling decides, as the run was trained
     threshold: float
     device: torch.device
+    normalizer: StainNormalizer | None  # the run's stain reference, when it normalized stain
 
     @classmethod
     def load(cls, run: Path, pipeline: PipelineConfig, model: PatchNetConfig, device: torch.device) -> TrainedNetworks:
-        """Network 1 from <run>/tissue (when the run used it), 2 from <run>/patch, 3 and the operating point
-        from <run>/slide."""
+        """Network 1 from <run>/tissue (when the run used it), 2 (and the stain reference) from <run>/patch, 3 and
+        the operating point from <run>/slide."""
         tissue = None
         if pipeline.tissue == "network":
             tissue = load_weights(TissueNet(pipeline.tissue_net.width), run / "tissue")
@@ -73,30 +78,19 @@ class TrainedNetworks:
             config = pipeline.slide_net
             slide = load_weights(SlideNet(config.bins + config.top_k + 1, config.hidden), run / "slide")
         threshold = load_operating_points(run / "slide")[AGGREGATOR_PREFIXES[pipeline.aggregator]]
-        return cls(pipeline, tissue, patch, slide, float(threshold), device)
+        normalizer = StainNormalizer.load(run / "patch") if pipeline.stain.normalize else None
+        return cls(pipeline, tissue, patch, slide, float(threshold), device, normalizer)
 
-    def tissue_mask(self, thumbnail: np.ndarray) -> np.ndarray:
+    def tissue_mask(self, thumbnail: np.ndarray, mpp: float) -> np.ndarray:
+        otsu = self.pipeline.otsu
         if self.tissue is None:
-            return otsu_tissue_mask(thumbnail, self.pipeline.otsu)
-        return network_tissue_mask(self.tissue, thumbnail)
+            return otsu_tissue_mask(thumbnail, otsu, mpp)
+        return clean_tissue(network_tissue_mask(self.tissue, thumbnail), thumbnail, otsu, mpp)
 
     def score(self, summary: SlideSummary) -> float:
         if self.slide is None:
             return summary.max_score
         return float(slide_scores(self.slide, summary.features[None])[0])
-
-
-@dataclass
-class ScreenedSlide:
-    """One row of slides.csv, with what the metrics need (label, lesion Dice where annotated)."""
-
-    slide: str
-    score: float | None
-    prediction: str  # positive | negative | "" (skipped)
-    status: str  # screened | skipped
-    reason: str
-    label: int | None = None
-    lesion_dice: float | None = None
 
 
 def lesion_regions(lesion: np.ndarray, scale: float, label: str = LESION_CLASS) -> list[Region]:
@@ -122,18 +116,28 @@ def lesion_regions(lesion: np.ndarray, scale: float, label: str = LESION_CLASS) 
     return regions
 
 
+@dataclass
+class FolderSettings:
+    """How the slides of a folder are read: their resolution and their annotations' classes."""
+
+    resolution: Resolution
+    classes: AnnotationClasses
+
+
 @torch.no_grad()
-def screen_slide(record: SlideRecord, networks: TrainedNetworks, default_mpp: float | None,
-                 folder: Path) -> ScreenedSlide:  # fmt: skip
+def screen_slide(record: SlideRecord, networks: TrainedNetworks, settings: FolderSettings, folder: Path) -> SlideRow:
     """One slide through the three networks, its files written into `folder`."""
     pipeline, tiling = networks.pipeline, networks.pipeline.tiling
-    view = view_slide(record, tiling, default_mpp)
-    grid = tile_grid(view.info, networks.tissue_mask(view.thumbnail), view.downsample, tiling)
+    view = view_slide(record, tiling, settings.resolution, settings.classes)
+    grid = tile_grid(view.info, networks.tissue_mask(view.thumbnail, view.thumbnail_mpp), view.downsample, tiling)
+    check_tiled(grid, record.path)
     side = tiling.size // MASK_STRIDE
-    probabilities, maps = [np.zeros(0, np.float32)], [np.zeros((0, side, side), np.float32)]
-    slide, info = open_slide(record.path, default_mpp)
+    probabilities, maps = [], []
+    slide, info = open_slide(record.path, view.resolution)
     try:
         for chunk in read_tiles(slide, info, grid, tiling):
+            if networks.normalizer is not None:
+                chunk = networks.normalizer(chunk)
             probability, lesion_map = patch_predictions(networks.patch, tile_tensor(chunk).to(networks.device))
             probabilities.append(probability.float().cpu().numpy())
             maps.append(lesion_map.float().cpu().numpy())
@@ -152,7 +156,8 @@ def screen_slide(record: SlideRecord, networks: TrainedNetworks, default_mpp: fl
     lesion_dice = None
     if record.label == 1 and view.annotated("lesion"):
         lesion_dice = dice(rasterize(view.regions, {"lesion"}, lesion.shape, scale), lesion)
-    return ScreenedSlide(record.path.name, score, prediction, SCREENED, "", record.label, lesion_dice)
+    return SlideRow(record.path.name, record.split, record.label, SCREENED, "", view.annotations.warning(), score,
+                    prediction, lesion_dice)  # fmt: skip
 
 
 def output_files(folder: Path, stem: str) -> list[Path]:
@@ -161,24 +166,25 @@ def output_files(folder: Path, stem: str) -> list[Path]:
     return [folder / f"{stem}_{name}" for name in names] + [folder / f"{stem}.json"]
 
 
-def _finished(folder: Path, stem: str) -> ScreenedSlide | None:
+def _finished(folder: Path, stem: str) -> SlideRow | None:
     files = output_files(folder, stem)
     if not all(path.is_file() for path in files):
         return None
-    return ScreenedSlide(**json.loads(files[-1].read_text(encoding="utf-8")))
+    return SlideRow(**json.loads(files[-1].read_text(encoding="utf-8")))
 
 
-def _write_row(folder: Path, stem: str, row: ScreenedSlide) -> None:
+def _write_row(folder: Path, stem: str, row: SlideRow) -> None:
     path = output_files(folder, stem)[-1]
     temporary = path.with_suffix(".json.tmp")
     temporary.write_text(json.dumps(asdict(row)) + "\n", encoding="utf-8")
     temporary.replace(path)
 
 
-def screen_folder(records: list[SlideRecord], networks: TrainedNetworks, default_mpp: float | None,
-                  output_dir: Path, resume: bool, progress: bool = True) -> list[ScreenedSlide]:  # fmt: skip
+def screen_folder(records: list[SlideRecord], networks: TrainedNetworks, settings: FolderSettings,
+                  output_dir: Path, resume: bool, progress: bool = True) -> list[SlideRow]:  # fmt: skip
     """Every slide of `records` screened (on resume, a slide with all its files is read back instead), a slide
-    that cannot be read a skipped row naming why; slides.csv written after each slide, so it is always current."""
+    that cannot be screened a skipped or no_tissue row naming why; slides.csv written after each slide, so it is
+    always current."""
     folder = Path(output_dir) / OUTPUT_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -187,31 +193,24 @@ def screen_folder(records: list[SlideRecord], networks: TrainedNetworks, default
         row = _finished(folder, stem) if resume else None
         if row is None:
             try:
-                row = screen_slide(record, networks, default_mpp, folder)
+                row = screen_slide(record, networks, settings, folder)
                 _write_row(folder, stem, row)
             except DatasetError as error:
-                row = ScreenedSlide(record.path.name, None, "", SKIPPED, str(error), record.label)
-                tqdm.write(f"skipped slide {record.path}: {error}", file=sys.stderr)
+                status = NO_TISSUE if isinstance(error, NoTissueError) else SKIPPED
+                row = SlideRow(record.path.name, record.split, record.label, status, str(error))
+                tqdm.write(f"{status} slide {record.path}: {error}", file=sys.stderr)
         rows.append(row)
         write_slides_csv(Path(output_dir) / SLIDES_CSV, rows)
     return rows
 
 
-def write_slides_csv(path: Path, rows: list[ScreenedSlide]) -> None:
-    temporary = path.with_suffix(".csv.tmp")
-    with open(temporary, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["slide", "score", "prediction", "status", "reason"])
-        for row in rows:
-            score = "" if row.score is None else f"{row.score:.4f}"
-            writer.writerow([row.slide, score, row.prediction, row.status, row.reason])
-    temporary.replace(path)
-
-
-def folder_metrics(rows: list[ScreenedSlide], threshold: float) -> dict[str, float]:
+def folder_metrics(rows: list[SlideRow], threshold: float) -> dict[str, float]:
     """AUC, sensitivity and specificity (at the trained run's operating point) over the screened slides with
-    labels, where their classes allow; the mean lesion Dice over the annotated positive ones; {} without labels."""
+    labels, where their classes allow; the mean lesion Dice over the annotated positive ones; how many labelled
+    slides were not screened, and the sensitivity counting a positive one not screened as missed; {} without
+    labels."""
     labelled = [row for row in rows if row.status == SCREENED and row.label is not None]
+    unscreened = [row for row in rows if row.status != SCREENED and row.label is not None]
     if not labelled:
         return {}
     labels = np.array([row.label for row in labelled])
@@ -220,4 +219,8 @@ def folder_metrics(rows: list[ScreenedSlide], threshold: float) -> dict[str, flo
     dices = [row.lesion_dice for row in labelled if row.lesion_dice is not None]
     if dices:
         metrics["lesion_dice"] = float(np.mean(dices))
+    metrics["slides_not_screened"] = float(len(unscreened))
+    counted = sensitivity_counting_unscreened(labels, scores >= threshold, [row.label for row in unscreened])
+    if counted is not None:
+        metrics["sensitivity_counting_unscreened"] = counted
     return metrics

@@ -3,27 +3,36 @@ masks, and after the patch network the slide's lesion heatmap and the files a pa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from papers.gastric_wsi.annotations import Region, rasterize, read_annotations
+from papers.gastric_wsi.annotations import AnnotationClasses, Annotations, Region, rasterize, read_annotations
 from papers.gastric_wsi.data import SlideRecord
-from papers.gastric_wsi.slides import SlideInfo, open_slide, read_level_image, thumbnail_level
-from papers.gastric_wsi.tiling import TileGrid, TilingConfig, read_tiles, tile_grid
+from papers.gastric_wsi.slides import Resolution, SlideInfo, open_slide, read_thumbnail
+from papers.gastric_wsi.tiling import TileGrid, TilingConfig, check_tiled, read_tiles, tile_grid
 
 
 @dataclass
 class SlideView:
-    """A slide's low-resolution view: its thumbnail (the level nearest thumbnail_mpp) and annotations."""
+    """A slide's low-resolution view: its thumbnail (at exactly thumbnail_mpp) and annotations."""
 
     record: SlideRecord
     info: SlideInfo
+    resolution: Resolution  # how its µm/px was found, to open it again for its tiles
     thumbnail: np.ndarray  # [h, w, 3] uint8
     downsample: float  # level-0 pixels per thumbnail pixel
-    regions: list[Region]
+    annotations: Annotations
+
+    @property
+    def regions(self) -> list[Region]:
+        return self.annotations.regions
+
+    @property
+    def thumbnail_mpp(self) -> float:
+        return self.info.mpp * self.downsample
 
     def annotated(self, label: str) -> bool:
         return any(region.label == label for region in self.regions)
@@ -32,15 +41,18 @@ class SlideView:
         return rasterize(self.regions, {label}, self.thumbnail.shape[:2], self.downsample)
 
 
-def view_slide(record: SlideRecord, config: TilingConfig, default_mpp: float | None) -> SlideView:
-    slide, info = open_slide(record.path, default_mpp)
+def view_slide(record: SlideRecord, config: TilingConfig, resolution: Resolution,
+               classes: AnnotationClasses) -> SlideView:  # fmt: skip
+    """Open a slide (its labels.csv mpp overriding `resolution`'s), read its thumbnail and its annotations."""
+    if record.mpp is not None:
+        resolution = replace(resolution, override=record.mpp)
+    slide, info = open_slide(record.path, resolution)
     try:
-        level = thumbnail_level(info, config.thumbnail_mpp)
-        thumbnail = read_level_image(slide, info, level)
+        thumbnail = read_thumbnail(slide, info, config.thumbnail_mpp, config.level_tolerance, config.thumbnail_budget)
     finally:
         slide.close()
-    regions = read_annotations(record.annotations) if record.annotations else []
-    return SlideView(record, info, thumbnail, info.level_downsamples[level], regions)
+    annotations = read_annotations(record.annotations, classes) if record.annotations else Annotations([])
+    return SlideView(record, info, resolution, thumbnail, config.thumbnail_mpp / info.mpp, annotations)
 
 
 @dataclass
@@ -50,45 +62,25 @@ class SlideTiles:
     lesion: np.ndarray  # [n, S, S] uint8, from the annotations (zeros without them)
 
 
-def tile_slide(view: SlideView, tissue: np.ndarray, config: TilingConfig, default_mpp: float | None) -> SlideTiles:
-    """The tissue tiles, read in parallel chunks, and their lesion masks rasterized at the tiles' resolution."""
+def tile_slide(view: SlideView, tissue: np.ndarray, config: TilingConfig) -> SlideTiles:
+    """The tissue tiles, read in parallel chunks, and their lesion masks rasterized at the tiles' resolution; a
+    NoTissueError when there is no tile."""
     grid = tile_grid(view.info, tissue, view.downsample, config)
-    slide, info = open_slide(view.record.path, default_mpp)
+    check_tiled(grid, view.record.path)
+    slide, info = open_slide(view.record.path, view.resolution)
     try:
-        chunks = list(read_tiles(slide, info, grid, config))
+        tiles = np.concatenate(list(read_tiles(slide, info, grid, config)))
     finally:
         slide.close()
-    size = config.size
-    tiles = np.concatenate(chunks) if chunks else np.zeros((0, size, size, 3), np.uint8)
-    rows, columns = grid.shape
-    full = rasterize(view.regions, {"lesion"}, (rows * size, columns * size), grid.footprint / size)
-    lesion = np.zeros((len(grid.cells), size, size), np.uint8)
-    for index, (r, c) in enumerate(grid.cells):
-        lesion[index] = full[r * size : (r + 1) * size, c * size : (c + 1) * size]
+    size, scale = config.size, grid.footprint / config.size
+    lesion = np.stack([rasterize(view.regions, {"lesion"}, (size, size), scale, origin) for origin in grid.origins])
     return SlideTiles(grid, tiles, lesion)
 
 
-def stitch(grid: TileGrid, tile_maps: np.ndarray) -> np.ndarray:
-    """A slide map [rows·m, cols·m] from per-tile maps [n, m, m] placed at their grid cells (0 elsewhere)."""
-    side = tile_maps.shape[-1] if len(tile_maps) else 1
-    rows, columns = grid.shape
-    slide_map = np.zeros((rows * side, columns * side), dtype=np.float32)
-    for (r, c), tile_map in zip(grid.cells, tile_maps, strict=True):
-        slide_map[r * side : (r + 1) * side, c * side : (c + 1) * side] = tile_map
-    return slide_map
-
-
 def on_thumbnail(view: SlideView, grid: TileGrid, slide_map: np.ndarray) -> np.ndarray:
-    """A stitched slide map resampled onto the thumbnail's pixels (the grid starts at the slide's corner)."""
+    """A stitched slide map resampled onto the thumbnail's pixels."""
     height, width = view.thumbnail.shape[:2]
-    rows, columns = grid.shape
-    size = (round(columns * grid.footprint / view.downsample), round(rows * grid.footprint / view.downsample))
-    placed = np.zeros((height, width), np.float32)
-    if min(size) > 0 and slide_map.size:
-        resized = cv2.resize(slide_map, size, interpolation=cv2.INTER_LINEAR)
-        h, w = min(height, resized.shape[0]), min(width, resized.shape[1])
-        placed[:h, :w] = resized[:h, :w]
-    return placed
+    return cv2.resize(slide_map, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 def write_slide_outputs(folder: Path, view: SlideView, probability: np.ndarray, threshold: float,

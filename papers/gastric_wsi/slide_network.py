@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn import functional
 
 from common.config import bounded
+from common.errors import ConfigError
 
 
 @dataclass
@@ -25,6 +26,13 @@ class SlideNetConfig:
     epochs: int = bounded(300, minimum=1)  # full-batch Adam steps over the training slides' features
     lr: float = bounded(0.01, above=0.0)
     weight_decay: float = bounded(0.001, minimum=0.0)
+
+    def __post_init__(self):
+        if len(self.hidden) != 2:
+            raise ConfigError(
+                f"Bad config value pipeline.slide_net.hidden={list(self.hidden)!r}: network 3 is a 3-layer MLP, so it "
+                f"takes exactly 2 hidden widths, not {len(self.hidden)}."
+            )
 
 
 def slide_features(probabilities: np.ndarray, lesion_fraction: float, config: SlideNetConfig) -> np.ndarray:

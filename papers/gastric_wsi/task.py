@@ -11,7 +11,9 @@
    the patch scores), and lesion Dice on the annotated positive test slides; their per-slide contributions go to
    the run's units file. Its weights and operating points are kept in the stage directory.
 
-A slide OpenSlide cannot read is reported and left out; the rest run. A no-learning row (`scorer=`,
+Every slide gets a row in <run>/slides.csv (slide_status.py): a slide that cannot be screened (unreadable, without
+a usable resolution, without tissue) is a skipped or no_tissue row saying why, and the test metrics count the test
+slides not screened; the rest run. A no-learning row (`scorer=`,
 no_learning.py) tiles Otsu's tissue and trains none of the three networks: its slide score is its highest patch
 score. mode=predict screens a folder of slides with the three trained networks (screen_folder.py).
 """
@@ -35,11 +37,12 @@ from common.stages import STAGE_FILE, Stage, StageContext, StageOutcome
 from common.task import PaperTask
 from common.trainer import TrainingResult
 from common.units import UnitContributions
-from papers.gastric_wsi.data import SPLITS, read_slide_table, screening_records
+from papers.gastric_wsi.annotations import AnnotationClasses
+from papers.gastric_wsi.data import SPLITS, SlideRecord, read_slide_table, screening_records
 from papers.gastric_wsi.no_learning import ORACLE, SCORERS, TRIVIAL_SCORERS, oracle_tiles
 from papers.gastric_wsi.patch_network import MASK_STRIDE, PatchNetConfig, lesion_targets
 from papers.gastric_wsi.patch_trainee import PatchTrainee, TileSource, patch_metrics
-from papers.gastric_wsi.screen_folder import TrainedNetworks, folder_metrics, screen_folder
+from papers.gastric_wsi.screen_folder import FolderSettings, TrainedNetworks, folder_metrics, screen_folder
 from papers.gastric_wsi.screening import (
     SlideTiles,
     SlideView,
@@ -58,13 +61,16 @@ from papers.gastric_wsi.slide_evaluation import (
     summarize_outputs,
 )
 from papers.gastric_wsi.slide_network import SlideNetConfig, slide_scores, train_slide_net
-from papers.gastric_wsi.slides import SlideReadError
+from papers.gastric_wsi.slide_status import NO_TISSUE, SCREENED, SKIPPED, SlideRow, write_slides_csv
+from papers.gastric_wsi.slides import Resolution
+from papers.gastric_wsi.stain import StainAugmenter, StainConfig, StainNormalizer
 from papers.gastric_wsi.stored_networks import save_operating_points, save_weights
 from papers.gastric_wsi.synthetic import SyntheticGastricConfig, ensure_dataset
-from papers.gastric_wsi.tiling import TilingConfig
+from papers.gastric_wsi.tiling import NoTissueError, TilingConfig
 from papers.gastric_wsi.tissue import (
     OtsuConfig,
     TissueNetConfig,
+    clean_tissue,
     network_tissue_mask,
     otsu_tissue_mask,
     train_tissue_net,
@@ -78,13 +84,22 @@ TISSUE_DICE_FILE = "tissue_dice.json"  # and the per-slide tissue Dice of each m
 
 
 @dataclass
+class GastricModelConfig:
+    patch: PatchNetConfig = field(default_factory=PatchNetConfig)  # network 2
+
+
+@dataclass
 class GastricDataConfig:
     name: str = bounded("synthetic_gastric", choices=DATASETS)
     root: str | None = None  # a slide folder with a label CSV; never downloaded
     labels: str = "labels.csv"  # under root: slide, label (0/1), split (train/val/test)[, center]
     slides: str = "slides"  # folder under root holding the slide files
     annotations: str | None = "annotations"  # folder under root with <slide stem>.geojson / .xml, or null
-    default_mpp: float | None = bounded(None, above=0.0)  # µm/px for slides without resolution metadata
+    mpp_override: float | None = bounded(None, above=0.0)  # µm/px of every slide, over its metadata (labels.csv's
+    # mpp column wins over this)
+    default_mpp: float | None = bounded(None, above=0.0)  # µm/px of slides with neither mpp nor objective power
+    mpp_range: list[float] = bounded(default_factory=lambda: [0.1, 20.0], above=0.0)  # plausible metadata µm/px
+    classes: AnnotationClasses = field(default_factory=AnnotationClasses)  # annotation class names -> targets
     cache_dir: str = ".cache/reprozoo"
     data_card: str = "data_cards/synthetic_gastric.md"
     generator: SyntheticGastricConfig = field(default_factory=SyntheticGastricConfig)
@@ -96,6 +111,7 @@ class PipelineConfig:
     tissue_net: TissueNetConfig = field(default_factory=TissueNetConfig)
     otsu: OtsuConfig = field(default_factory=OtsuConfig)
     tiling: TilingConfig = field(default_factory=TilingConfig)
+    stain: StainConfig = field(default_factory=StainConfig)  # Macenko normalization / augmentation (torchstain)
     positive_tile_fraction: float = bounded(0.1, above=0.0, maximum=1.0)  # lesion share making a lesion tile
     aggregator: str = bounded("mlp", choices=AGGREGATORS)  # the decision's score: mlp (network 3) | max
     slide_net: SlideNetConfig = field(default_factory=SlideNetConfig)
@@ -107,7 +123,7 @@ class PipelineConfig:
 class GastricWSITask(PaperTask):
     def __init__(self, cfg, context, run_dir: Path):
         super().__init__(cfg, context, run_dir)
-        self.model_config = typed_config(PatchNetConfig, cfg.model.patch, "model.patch")
+        self.model_config = typed_config(GastricModelConfig, cfg.model, "model").patch
         self.data_config = typed_config(GastricDataConfig, cfg.data, "data")
         self.pipeline = typed_config(PipelineConfig, cfg.pipeline, "pipeline")
         self.seed = int(cfg.seed)
@@ -117,11 +133,12 @@ class GastricWSITask(PaperTask):
         self.tissue_masks: dict[str, np.ndarray] = {}  # slide name -> its tissue mask, from the tissue stage
         self.views: list[SlideView] = []  # the slides read in full (thumbnail and tiles), screened
         self.slide_tiles: list[SlideTiles] = []
-        self.skipped: dict[str, str] = {}
+        self.rows: dict[str, SlideRow] = {}  # slide file name -> its slides.csv row, in the label table's order
         self.tissue_dice: dict[str, dict[str, float]] = {}  # tissue_dice_<method> -> slide name -> Dice
         self.patch_result: TrainingResult | None = None
         self.evaluation: SlideEvaluation | None = None
         self.slide_metrics: dict[str, float] = {}
+        self.normalizer: StainNormalizer | None = None  # fitted on the training tiles when pipeline.stain.normalize
 
     @property
     def model_name(self) -> str:
@@ -133,10 +150,17 @@ class GastricWSITask(PaperTask):
     def prepare_data(self) -> None:
         self._root()
 
-    def _skip(self, path: Path, error: DatasetError) -> None:
-        self.skipped[str(path)] = str(error)
-        if self.context.is_main:
-            tqdm.write(f"skipped slide {path}: {error}", file=sys.stderr)
+    @property
+    def resolution(self) -> Resolution:
+        config = self.data_config
+        if len(config.mpp_range) != 2 or config.mpp_range[0] >= config.mpp_range[1]:
+            raise ConfigError(f"Bad config value data.mpp_range={config.mpp_range!r}: it must be [lowest, highest].")
+        return Resolution(config.mpp_override, config.default_mpp, tuple(config.mpp_range))
+
+    def _status(self, record: SlideRecord, status: str, reason: str = "", warnings: str = "") -> None:
+        self.rows[record.path.name] = SlideRow(record.path.name, record.split, record.label, status, reason, warnings)
+        if status != SCREENED and self.context.is_main:
+            tqdm.write(f"{status} slide {record.path}: {reason}", file=sys.stderr)
 
     # the stages
 
@@ -150,6 +174,7 @@ class GastricWSITask(PaperTask):
             Stage("patch", "network 2: the multi-task patch network on the training slides' tissue tiles",
                   self._run_patch,
                   config=lambda: {"model": asdict(self.model_config), "tiling": asdict(pipeline.tiling),
+                                  "stain": asdict(pipeline.stain),
                                   "positive_tile_fraction": pipeline.positive_tile_fraction}),
             Stage("slide", "network 3: the slide MLP on the training slides' patch outputs; the test slides screened",
                   self._run_slide,
@@ -179,8 +204,12 @@ class GastricWSITask(PaperTask):
         return StageOutcome(json.loads((context.directory / STAGE_FILE).read_text())["metrics"])
 
     def _run_patch(self, context: StageContext) -> StageOutcome:
-        """Stage 2: network 2 by the shared Trainer; its test pass covers every slide's tiles."""
-        self.patch_result = context.fit(self.trainee, self.load_data())
+        """Stage 2: network 2 by the shared Trainer; its test pass covers every slide's tiles. With stain
+        normalization, its reference is kept beside network 2's weights."""
+        splits = self.load_data()
+        if self.normalizer is not None and self.context.is_main:
+            self.normalizer.save(context.directory)
+        self.patch_result = context.fit(self.trainee, splits)
         return StageOutcome(self.patch_result.metrics, self.patch_result)
 
     def _run_slide(self, context: StageContext) -> StageOutcome:
@@ -203,8 +232,11 @@ class GastricWSITask(PaperTask):
 
     def _evaluation(self, scores: dict[str, np.ndarray], maps: list[np.ndarray]) -> SlideEvaluation:
         pipeline, grids = self.pipeline, [tiles.grid for tiles in self.slide_tiles]
-        return evaluate_slides(scores, self.views, grids, maps, pipeline.operating_rule, pipeline.min_sensitivity,
-                               pipeline.lesion_threshold)  # fmt: skip
+        side = pipeline.tiling.size // MASK_STRIDE
+        unscreened = {Path(row.slide).stem: row.label for row in self.rows.values()
+                      if row.split == "test" and row.status != SCREENED}  # fmt: skip
+        return evaluate_slides(scores, self.views, grids, maps, side, pipeline.operating_rule,
+                               pipeline.min_sensitivity, pipeline.lesion_threshold, unscreened)  # fmt: skip
 
     # slides, tissue and tiles
 
@@ -216,10 +248,21 @@ class GastricWSITask(PaperTask):
             self.thumbnails = []
             for record in tqdm(records, desc="thumbnails", disable=not self.context.is_main):
                 try:
-                    self.thumbnails.append(view_slide(record, self.pipeline.tiling, config.default_mpp))
-                except SlideReadError as error:
-                    self._skip(record.path, error)
+                    view = view_slide(record, self.pipeline.tiling, self.resolution, config.classes)
+                except DatasetError as error:
+                    self._status(record, SKIPPED, str(error))
+                    continue
+                self.thumbnails.append(view)
+                self._status(record, SCREENED, warnings=self._warnings(view))
         return self.thumbnails
+
+    @staticmethod
+    def _warnings(view: SlideView) -> str:
+        """What reading the slide left out: skipped annotation features, a positive slide's missing lesions."""
+        warnings = [view.annotations.warning()]
+        if view.record.label == 1 and view.record.split != "test" and not view.annotated("lesion"):
+            warnings.append("positive slide without lesion annotations: no tiles of it in patch training")
+        return "; ".join(warning for warning in warnings if warning)
 
     def load_data(self):
         """The tiles of every readable slide (on tissue from the tissue stage, or Otsu's on a no-learning row):
@@ -230,23 +273,38 @@ class GastricWSITask(PaperTask):
             name = view.record.path.stem
             tissue = self.tissue_masks.get(name)
             if tissue is None:
-                tissue = otsu_tissue_mask(view.thumbnail, self.pipeline.otsu)
+                tissue = otsu_tissue_mask(view.thumbnail, self.pipeline.otsu, view.thumbnail_mpp)
             try:
-                tiles = tile_slide(view, tissue, self.pipeline.tiling, config.default_mpp)
-            except SlideReadError as error:
-                self._skip(view.record.path, error)
+                tiles = tile_slide(view, tissue, self.pipeline.tiling)
+            except DatasetError as error:
+                self._status(view.record, NO_TISSUE if isinstance(error, NoTissueError) else SKIPPED, str(error))
                 continue
             self.views.append(view)
             self.slide_tiles.append(tiles)
         for split in SPLITS:
             if not any(view.record.split == split for view in self.views):
                 raise DatasetError(f"no readable slide is in the {split} split of {self._root() / config.labels}.")
-        return self._source({"train"}, True), self._source({"val"}, True), self._source(set(SPLITS), False)
+        self._normalize_stain()
+        augment = StainAugmenter(self.pipeline.stain) if self.pipeline.stain.augment else None
+        train = self._source({"train"}, True, augment)
+        return train, self._source({"val"}, True), self._source(set(SPLITS), False)
+
+    def _normalize_stain(self) -> None:
+        """With pipeline.stain.normalize: fit the reference on the training slides' tiles, re-render every tile."""
+        config = self.pipeline.stain
+        if not config.normalize:
+            return
+        train = [tiles.tiles for view, tiles in zip(self.views, self.slide_tiles, strict=True)
+                 if view.record.split == "train"]  # fmt: skip
+        self.normalizer = StainNormalizer.fit(np.concatenate(train), config.reference_tiles, self.seed)
+        for tiles in tqdm(self.slide_tiles, desc="stain normalization", disable=not self.context.is_main):
+            tiles.tiles = self.normalizer(tiles.tiles)
 
     def _tissue_masks(self, views: list[SlideView], directory: Path) -> list[np.ndarray]:
         """Each slide's tissue mask at its thumbnail level: network 1's (its weights saved in `directory`) or
         Otsu's. Where annotated tissue exists on test slides, both methods' Dice against it is kept per slide."""
-        otsu = [otsu_tissue_mask(view.thumbnail, self.pipeline.otsu) for view in views]
+        config = self.pipeline.otsu
+        otsu = [otsu_tissue_mask(view.thumbnail, config, view.thumbnail_mpp) for view in views]
         network = None
         annotated = [v for v in views if v.record.split == "train" and v.annotated("tissue")]
         if self.pipeline.tissue == "network" and not annotated:
@@ -259,7 +317,8 @@ class GastricWSITask(PaperTask):
                                    self.pipeline.tissue_net, self.seed)  # fmt: skip
             if self.context.is_main:
                 save_weights(net, directory)
-            network = [network_tissue_mask(net, view.thumbnail) for view in views]
+            network = [clean_tissue(network_tissue_mask(net, v.thumbnail), v.thumbnail, config, v.thumbnail_mpp)
+                       for v in views]  # fmt: skip
         tested = [i for i, v in enumerate(views) if v.record.split == "test" and v.annotated("tissue")]
         truth = {i: views[i].mask("tissue") for i in tested}
         for method, masks in (("otsu", otsu), ("network", network)):
@@ -278,7 +337,7 @@ class GastricWSITask(PaperTask):
         kept = {name: {s: d for s, d in dices.items() if s in screened} for name, dices in self.tissue_dice.items()}
         return {name: dices for name, dices in kept.items() if dices}
 
-    def _source(self, splits: set[str], labelled_only: bool) -> TileSource:
+    def _source(self, splits: set[str], labelled_only: bool, augment=None) -> TileSource:
         """Tiles of the slides in `splits`; for training, only those whose lesion masks are known (negative
         slides, or positive slides with lesion annotations)."""
         parts = {"tiles": [], "masks": [], "labels": [], "slide": [], "split": [], "known": []}
@@ -297,7 +356,7 @@ class GastricWSITask(PaperTask):
             raise DatasetError(
                 f"no tissue tile in the {'/'.join(sorted(splits))} slides; lower pipeline.tiling.min_tissue."
             )
-        return TileSource(**{name: np.concatenate(values) for name, values in parts.items()})
+        return TileSource(**{name: np.concatenate(values) for name, values in parts.items()}, augment=augment)
 
     # network 2's training logic lives in its trainee; the task's own metrics score a no-learning row
 
@@ -350,7 +409,7 @@ class GastricWSITask(PaperTask):
                 continue
             grid = self.slide_tiles[index].grid
             scorer = TRIVIAL_SCORERS[name]
-            probability[rows], lesion[rows] = scorer(view.thumbnail, view.downsample, grid, side, self.pipeline.otsu)
+            probability[rows], lesion[rows] = scorer(view, grid, side, self.pipeline.otsu)
         bookkeeping = {key: getattr(split, key).astype(np.float32) for key in ("slide", "split", "known")}
         return {
             "probability": probability,
@@ -361,28 +420,37 @@ class GastricWSITask(PaperTask):
         }
 
     def record_metrics(self, test_metrics):
-        counts = {"slides_screened": float(len(self.views)), "slides_skipped": float(len(self.skipped))}
+        statuses = [row.status for row in self.rows.values()]
+        counts = {f"slides_{status}": float(statuses.count(status)) for status in (SCREENED, SKIPPED, NO_TISSUE)}
+        unscreened = [row for row in self.rows.values() if row.split == "test" and row.status != SCREENED]
+        counts["test_slides_not_screened"] = float(len(unscreened))
         tissue = self._mean_tissue_dice(self._screened_tissue_dice())
         return {**test_metrics, **self.slide_metrics, **tissue, **counts}
 
     def write_outputs(self, model, run_dir: Path) -> dict[str, Path]:
-        """Per test slide: heatmap, overlay and lesion-mask PNGs in <run>/screening, and screening.csv."""
+        """<run>/slides.csv (every slide's status, and the screened slides' scores and decisions); per test slide
+        heatmap, overlay and lesion-mask PNGs in <run>/screening, and screening.csv."""
         if self.evaluation is None:
+            write_slides_csv(run_dir / "slides.csv", list(self.rows.values()))
             return {}
         evaluation = self.evaluation
         decision_prefix = "" if self.no_learning else AGGREGATOR_PREFIXES[self.pipeline.aggregator]
         scores, threshold = evaluation.scores[decision_prefix], evaluation.thresholds[decision_prefix]
+        for view, score in zip(self.views, scores, strict=True):
+            row = self.rows[view.record.path.name]
+            row.score, row.prediction = float(score), "positive" if score >= threshold else "negative"
+        write_slides_csv(run_dir / "slides.csv", list(self.rows.values()))
         folder = run_dir / "screening"
         images, lines = {}, ["slide,center,label,score,decision"]
         for index in evaluation.test_rows():
-            view, score = self.views[index], float(scores[index])
+            view, row = self.views[index], self.rows[self.views[index].record.path.name]
             probability = on_thumbnail(view, self.slide_tiles[index].grid, evaluation.maps[index])
-            decision = "positive" if score >= threshold else "negative"
-            caption = f"{view.record.path.stem}: {score:.2f} {decision} (label {view.record.label})"
+            caption = f"{view.record.path.stem}: {row.score:.2f} {row.prediction} (label {view.record.label})"
             paths = write_slide_outputs(folder, view, probability, self.pipeline.lesion_threshold, caption)
             if len(images) < 4:
                 images[f"screening/{view.record.path.stem}"] = paths["overlay"]
-            lines.append(f"{view.record.path.name},{view.record.center},{view.record.label},{score:.4f},{decision}")
+            lines.append(f"{view.record.path.name},{view.record.center},{view.record.label},{row.score:.4f},"
+                         f"{row.prediction}")  # fmt: skip
         if len(lines) > 1:
             (folder / "screening.csv").write_text("\n".join(lines) + "\n")
         return images
@@ -400,7 +468,8 @@ class GastricWSITask(PaperTask):
         annotations = root / config.annotations if config.annotations else None
         records = screening_records(root / config.labels, root / config.slides, annotations)
         networks = TrainedNetworks.load(Path(trained_run), self.pipeline, self.model_config, self.context.device)
-        rows = screen_folder(records, networks, config.default_mpp, output_dir, bool(self.cfg.resume))
+        settings = FolderSettings(self.resolution, config.classes)
+        rows = screen_folder(records, networks, settings, output_dir, bool(self.cfg.resume))
         return folder_metrics(rows, networks.threshold)
 
     def bench(self):

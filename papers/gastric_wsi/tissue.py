@@ -17,23 +17,49 @@ from common.config import bounded
 
 @dataclass
 class OtsuConfig:
-    blur: int = bounded(7, minimum=1)  # median filter width (pixels of the thumbnail)
-    close: int = bounded(5, minimum=1)  # morphological closing, then opening, kernel width
-    open: int = bounded(5, minimum=1)
-    min_area_fraction: float = bounded(0.001, minimum=0.0, maximum=1.0)  # smaller components are dropped
+    blur_um: float = bounded(56.0, minimum=0.0)  # median filter width
+    close_um: float = bounded(40.0, minimum=0.0)  # morphological closing, then opening, kernel width
+    open_um: float = bounded(40.0, minimum=0.0)
+    min_area_um2: float = bounded(5_000.0, minimum=0.0)  # smaller tissue components are dropped (~70 µm square)
+    white: int = bounded(225, minimum=0, maximum=255)  # a pixel brighter than this in every channel is glass
+    black: int = bounded(40, minimum=0, maximum=255)  # one darker than this in every channel is ink or debris
+    pen_margin: int = bounded(12, minimum=0, maximum=255)  # green above red by more: blue or green pen (H&E's
+    # green is always its darkest channel: both stains absorb it most)
 
 
-def otsu_tissue_mask(rgb: np.ndarray, config: OtsuConfig) -> np.ndarray:
-    """uint8 0/1 mask: saturation (tissue is stained, glass is grey-white) thresholded by Otsu's method."""
-    saturation = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)[:, :, 1]
-    saturation = cv2.medianBlur(saturation, config.blur | 1)
-    _, mask = cv2.threshold(saturation, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((config.close, config.close), np.uint8))
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((config.open, config.open), np.uint8))
-    count, components, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    keep = stats[:, cv2.CC_STAT_AREA] >= config.min_area_fraction * mask.size
+def pixels(microns: float, mpp: float) -> int:
+    """An odd kernel width of at least 1 pixel for `microns` at `mpp` µm/px."""
+    return max(int(round(microns / mpp)), 1) | 1
+
+
+def artifact_mask(rgb: np.ndarray, config: OtsuConfig) -> np.ndarray:
+    """bool [h, w]: glass (white), ink and debris (black) and blue or green pen marks."""
+    channels = rgb.astype(np.int16)
+    white = (channels > config.white).all(axis=2)
+    black = (channels < config.black).all(axis=2)
+    pen = channels[:, :, 1] - channels[:, :, 0] > config.pen_margin
+    return white | black | pen
+
+
+def clean_tissue(mask: np.ndarray, rgb: np.ndarray, config: OtsuConfig, mpp: float) -> np.ndarray:
+    """uint8 0/1: `mask` without artifacts (artifact_mask) and without components under min_area_um2."""
+    mask = (mask > 0) & ~artifact_mask(rgb, config)
+    count, components, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    keep = stats[:, cv2.CC_STAT_AREA] * mpp**2 >= config.min_area_um2
     keep[0] = False  # background
     return keep[components].astype(np.uint8)
+
+
+def otsu_tissue_mask(rgb: np.ndarray, config: OtsuConfig, mpp: float) -> np.ndarray:
+    """uint8 0/1 mask of a thumbnail at `mpp` µm/px: saturation (tissue is stained, glass is grey-white)
+    thresholded by Otsu's method, smoothed and cleaned with kernels of the configured µm sizes."""
+    saturation = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)[:, :, 1]
+    saturation = cv2.medianBlur(saturation, pixels(config.blur_um, mpp))
+    _, mask = cv2.threshold(saturation, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    for operation, microns in ((cv2.MORPH_CLOSE, config.close_um), (cv2.MORPH_OPEN, config.open_um)):
+        width = pixels(microns, mpp)
+        mask = cv2.morphologyEx(mask, operation, np.ones((width, width), np.uint8))
+    return clean_tissue(mask, rgb, config, mpp)
 
 
 @dataclass
