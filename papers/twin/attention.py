@@ -16,6 +16,7 @@ import math
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from papers.twin.features import BehaviorFeatures
@@ -55,17 +56,17 @@ class TargetAttentionScorer(nn.Module):
 
     def cross_bias(self, features: BehaviorFeatures, cross: torch.Tensor) -> torch.Tensor:
         """(K_c W^c) beta_a (Eq. 5, second term of Eq. 6) for each behavior: [B, heads, L]; zero without cross
-        features."""
+        features. sum_j (K_c,j w^c_j) beta_j,a is looked up per feature value from [values_j, heads] tables and
+        summed in one EmbeddingBag, never materialising the [B, L, J] scalars."""
         if not self.use_cross:
             return torch.zeros((cross.shape[0], self.num_heads, cross.shape[1]), device=cross.device)
-        scalars = torch.stack(
-            [
-                (table.weight @ self.cross_projection[j])[cross[..., j].long()]  # K_{c,j} w^c_j
-                for j, table in enumerate(features.cross)
-            ],
-            dim=-1,
-        )
-        return torch.einsum("blj,jh->bhl", scalars, self.cross_head_weight)
+        tables = [
+            (table.weight @ self.cross_projection[j]).unsqueeze(1) * self.cross_head_weight[j]  # K_c,j w^c_j beta_j
+            for j, table in enumerate(features.cross)
+        ]
+        bags = (cross + features.cross_offsets.to(cross.dtype)).flatten(0, -2)  # [B L, J]: rows of the joined table
+        bias = F.embedding_bag(bags, torch.cat(tables), mode="sum")  # [B L, heads]
+        return bias.unflatten(0, cross.shape[:-1]).transpose(1, 2)
 
     def behavior_bias(
         self, features: BehaviorFeatures, cross: torch.Tensor, sizes: torch.Tensor | None = None
