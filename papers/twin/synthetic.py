@@ -323,8 +323,9 @@ def ensure_dataset(config: SyntheticLifelongConfig, cache_dir: Path, progress: b
 
 
 def impression_click_probabilities(config: SyntheticLifelongConfig) -> pd.DataFrame:
-    """The probability each impression was clicked with (`_impressions`), which the files do not hold: recomputed by replaying the generator from its seed. Columns user_id, video_id, time_ms
-    (as the logs write them) and click_probability."""
+    """The probability each impression was clicked with (`_impressions`), which the files do not hold: recomputed
+    by replaying the generator from its seed. Columns user_id, video_id, time_ms (as the logs write them) and
+    click_probability."""
     rows, _, _ = _generate_rows(config, progress=False)
     impression = ~np.isnan(rows["click_probability"])
     stamps = pd.to_datetime(HISTORY_START) + pd.to_timedelta(rows["seconds"][impression], unit="s")
