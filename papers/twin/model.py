@@ -37,20 +37,20 @@ MODEL_NAMES = ("twin", "avg_pooling", "din", "sim_hard", "sim_soft", "eta", "sdi
 @dataclass
 class TwinModelConfig:
     name: str = bounded("twin", choices=MODEL_NAMES)
-    gsu_length: int = bounded(10000, minimum=1)  # L: the latest behaviors the long-term module reads
-    esu_length: int = bounded(100, minimum=1)  # k: behaviors the GSU keeps for the ESU
-    short_length: int = bounded(50, minimum=1)  # the short-term branch's most recent behaviors
-    num_heads: int = bounded(4, minimum=1)
+    gsu_length: int = bounded(10000, minimum=1)  # L: the latest behaviors the long-term module reads (paper: 10^4)
+    esu_length: int = bounded(100, minimum=1)  # k: behaviors the GSU keeps for the ESU (paper: 100)
+    short_length: int = bounded(50, minimum=1)  # the short-term branch's most recent behaviors (paper: 50)
+    num_heads: int = bounded(4, minimum=1)  # paper: 4
     key_dim: int = bounded(32, minimum=1)  # d_k per head (not reported in the paper)
     value_dim: int = bounded(32, minimum=1)  # per head (not reported)
     output_dim: int = bounded(128, minimum=1)  # d_out of W^o (not reported)
-    id_embedding_dim: int = bounded(64, minimum=1)
-    feature_embedding_dim: int = bounded(8, minimum=1)
-    mlp_dims: list[int] = bounded(default_factory=lambda: [256, 128, 64], minimum=1)
+    id_embedding_dim: int = bounded(64, minimum=1)  # paper: 64 for large-vocabulary ids
+    feature_embedding_dim: int = bounded(8, minimum=1)  # paper: 8 for other features
+    mlp_dims: list[int] = bounded(default_factory=lambda: [256, 128, 64], minimum=1)  # not reported: our choice
     cross_features: bool = True  # Fig. 6 ablation when false
     separate_gsu_params: bool = False  # Fig. 6 ablation when true
     gsu_selection: str = bounded("union", choices=tuple(SELECTIONS))  # CP-GSU: union of heads' rankings, or per head
-    gsu_cache: bool = False
+    gsu_cache: bool = False  # true: the GSU reads a detached K_h W^h cache refreshed every gsu_cache_refresh_steps
     gsu_cache_refresh_steps: int = bounded(50, minimum=1)
     retrieval_dim: int = bounded(32, minimum=1)  # SIM Soft's retrieval embedding
     hash_bits: int = bounded(16, minimum=1)  # ETA: bits of the SimHash signature; SDIM: bits in all hash functions
