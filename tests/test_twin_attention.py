@@ -196,3 +196,24 @@ def test_overlap_is_one_for_fresh_twin_and_lower_for_a_stale_cache_or_another_re
     assert (overlap < 0.5).all()
     din = tiny_model(name="din").eval()
     assert din.gsu_esu_overlap(batch, din.score(batch)[2]).isnan().all()
+
+
+def test_per_head_top_k_lets_each_head_attend_only_to_its_own_picks():
+    model = tiny_model(gsu_selection="per_head")
+    batch = random_batch()
+    target = model.features.inherent(batch["target_item"])
+    selection = model.retriever.select(model.features, batch, target)
+    assert selection.positions.shape == (6, 4, 100)
+    scores = model.retriever.scores(model.features, batch, target)
+    for head in range(4):
+        expected = scores[:, head].topk(100).indices
+        torch.testing.assert_close(selection.positions[:, head], expected)
+    assert selection.mask[0].sum(1).tolist() == [30] * 4  # a user with 30 behaviors: 30 real picks per head
+    logits, _ = model(batch)
+    assert logits.shape == (6,) and torch.isfinite(logits).all()
+    # the ESU's head a sees head a's picks only: changing another head's picks leaves its weights alone
+    from papers.twin.attention import head_block_mask
+
+    block = head_block_mask(selection.mask)
+    assert block.shape == (6, 4, 400) and not block[:, 0, 100:].any() and block[1, 0, :100].all()
+    assert model.gsu_esu_overlap(batch, selection).eq(1).all()  # fresh scores: the ESU's own per-head choice

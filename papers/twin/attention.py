@@ -16,6 +16,7 @@ import math
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from papers.twin.features import BehaviorFeatures
@@ -55,17 +56,17 @@ class TargetAttentionScorer(nn.Module):
 
     def cross_bias(self, features: BehaviorFeatures, cross: torch.Tensor) -> torch.Tensor:
         """(K_c W^c) beta_a (Eq. 5, second term of Eq. 6) for each behavior: [B, heads, L]; zero without cross
-        features."""
+        features. sum_j (K_c,j w^c_j) beta_j,a is looked up per feature value from [values_j, heads] tables and
+        summed in one EmbeddingBag, never materialising the [B, L, J] scalars."""
         if not self.use_cross:
             return torch.zeros((cross.shape[0], self.num_heads, cross.shape[1]), device=cross.device)
-        scalars = torch.stack(
-            [
-                (table.weight @ self.cross_projection[j])[cross[..., j].long()]  # K_{c,j} w^c_j
-                for j, table in enumerate(features.cross)
-            ],
-            dim=-1,
-        )
-        return torch.einsum("blj,jh->bhl", scalars, self.cross_head_weight)
+        tables = [
+            (table.weight @ self.cross_projection[j]).unsqueeze(1) * self.cross_head_weight[j]  # K_c,j w^c_j beta_j
+            for j, table in enumerate(features.cross)
+        ]
+        bags = (cross + features.cross_offsets.to(cross.dtype)).flatten(0, -2)  # [B L, J]: rows of the joined table
+        bias = F.embedding_bag(bags, torch.cat(tables), mode="sum")  # [B L, heads]
+        return bias.unflatten(0, cross.shape[:-1]).transpose(1, 2)
 
     def behavior_bias(
         self, features: BehaviorFeatures, cross: torch.Tensor, sizes: torch.Tensor | None = None
@@ -127,6 +128,24 @@ def union_of_heads_top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, to
     return walk.gather(1, picked), keep.gather(1, picked)
 
 
+def per_head_top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The other reading of the CP-GSU's selection: every head keeps its own top k (FuxiCTR's TWIN) and its ESU
+    head attends only to those. Returns positions [B, heads, k] and a mask of real picks (finite scores)."""
+    top = scores.topk(min(k, scores.shape[-1]), dim=-1)
+    return top.indices, torch.isfinite(top.values)
+
+
+SELECTIONS = {"union": union_of_heads_top_k, "per_head": per_head_top_k}
+
+
+def head_block_mask(picked: torch.Tensor) -> torch.Tensor:
+    """For per-head selections [B, heads, k] laid out flat as [B, heads k]: which of the flat behaviors each head
+    may attend to (its own k, where picked): [B, heads, heads k]."""
+    heads = picked.shape[1]
+    own = torch.eye(heads, dtype=torch.bool, device=picked.device)
+    return (picked.unsqueeze(1) & own[None, :, :, None]).flatten(2)
+
+
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Softmax over the last axis ignoring masked-out entries; an all-masked row gives zeros."""
     filled = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
@@ -154,9 +173,10 @@ class MultiHeadTargetAttention(nn.Module):
         query: torch.Tensor,
         sizes: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """`mask` is [B, k] (every head attends to the same behaviors) or [B, heads, k] (each head its own)."""
         inherent = features.inherent(items)
         alpha = self.scorer.dense_scores(inherent, query) + self.scorer.behavior_bias(features, cross, sizes)  # Eq. 6
-        weights = masked_softmax(alpha, mask.unsqueeze(1))
+        weights = masked_softmax(alpha, mask if mask.dim() == 3 else mask.unsqueeze(1))
         keys = torch.cat([inherent, features.cross_embeddings(cross).flatten(-2)], dim=-1)  # K, unsplit
         values = self.value_projection(keys).unflatten(-1, (self.scorer.num_heads, self.value_dim))
         heads = torch.einsum("bhk,bkhd->bhd", weights, values)  # Softmax(alpha_a)^T K W^v_a

@@ -1,5 +1,6 @@
 """TWIN's benchmarks (mode=bench): CP-GSU latency with the cached projection against the naive projection
-and against the floor of one read of the cache, and training throughput of TWIN against DIN."""
+and against the floor of one read of the cache, training throughput of TWIN against DIN, and TWIN's training
+step against its floor (the GSU over the L behaviors and the ESU on the k it keeps, forward and backward)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from common.bench import (
 )
 from common.config import bounded
 from papers.twin.attention import union_of_heads_top_k
+from papers.twin.data import LifelongSplit
 
 
 @dataclass
@@ -132,11 +134,24 @@ def gsu_latency_figures(settings: TwinBenchConfig, model_config, cross_sizes) ->
 
 def twin_training_rate(task, model_name: str, length: int, steps: int, batch_size: int) -> float:
     """Training samples/s of `model_name` reading `length` behaviors, on the task's data."""
-    from papers.twin.data import LifelongSplit
-
     task.model_config.name, task.model_config.gsu_length = model_name, length
     split = LifelongSplit(task.data, np.arange(len(task.data.samples)), length, task.model_config.short_length)
     return training_samples_per_second(task, task.build_model(), split, steps, batch_size)
+
+
+def twin_step_floor_seconds(task, split, batch_size: int, repeats: int) -> float:
+    """The least a TWIN training step must do on one ready batch: the CP-GSU's Eq. 6 over all L behaviors and its
+    top-k (no gradient), then the ESU on the k kept, forward and backward; no batch gathering, short-term branch,
+    top network or optimizer update."""
+    model = task.build_model()
+    batch = split.batch(np.arange(min(batch_size, len(split))))
+
+    def floor():
+        target = model.features.inherent(batch["target_item"])
+        interest, _, _ = model.long_term_interest(batch, target)
+        interest.sum().backward()
+
+    return median_seconds(floor, repeats, warmup=1)
 
 
 def run_benchmarks(task, settings: TwinBenchConfig) -> list[BenchFigure]:
@@ -150,4 +165,9 @@ def run_benchmarks(task, settings: TwinBenchConfig) -> list[BenchFigure]:
     din = twin_training_rate(task, "din", 100, settings.train_steps, batch_size)
     note = f"batch {batch_size}, {torch.get_num_threads()} threads, data {task.dataset_name}"
     figures.append(throughput_figure(f"TWIN training, L={twin_length}", twin, "DIN training, L=100", din, note))
+    task.model_config.name, task.model_config.gsu_length = "twin", twin_length
+    split = LifelongSplit(task.data, np.arange(len(task.data.samples)), twin_length, config.short_length)
+    floor = twin_step_floor_seconds(task, split, batch_size, settings.train_steps)
+    floor_name = f"floor: GSU over L={twin_length} + ESU on {config.esu_length}, forward and backward"
+    figures.append(multiple_figure("TWIN training step", batch_size / twin, floor_name, floor, note))
     return figures

@@ -39,6 +39,8 @@ class BehaviorFeatures(nn.Module):
         self.inherent_dim = 2 * id_dim + 2 * feature_dim
         self.cross_feature_dim = feature_dim
         self.num_cross = len(vocabulary.cross)
+        sizes = torch.tensor([0, *vocabulary.cross[:-1]], dtype=torch.long)
+        self.register_buffer("cross_offsets", sizes.cumsum(0), persistent=False)  # row of feature j's values
         self.cross_dim = feature_dim * self.num_cross
 
     def _inherent_tables(self, items: torch.Tensor):

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from common.config import bounded
-from papers.twin.attention import MultiHeadTargetAttention, TargetAttentionScorer, union_of_heads_top_k
+from papers.twin.attention import SELECTIONS, MultiHeadTargetAttention, TargetAttentionScorer, head_block_mask
 from papers.twin.data import Vocabulary
 from papers.twin.features import BehaviorFeatures
 from papers.twin.retrieval import (
@@ -37,19 +37,20 @@ MODEL_NAMES = ("twin", "avg_pooling", "din", "sim_hard", "sim_soft", "eta", "sdi
 @dataclass
 class TwinModelConfig:
     name: str = bounded("twin", choices=MODEL_NAMES)
-    gsu_length: int = bounded(10000, minimum=1)  # L: the latest behaviors the long-term module reads
-    esu_length: int = bounded(100, minimum=1)  # k: behaviors the GSU keeps for the ESU
-    short_length: int = bounded(50, minimum=1)  # the short-term branch's most recent behaviors
-    num_heads: int = bounded(4, minimum=1)
+    gsu_length: int = bounded(10000, minimum=1)  # L: the latest behaviors the long-term module reads (paper: 10^4)
+    esu_length: int = bounded(100, minimum=1)  # k: behaviors the GSU keeps for the ESU (paper: 100)
+    short_length: int = bounded(50, minimum=1)  # the short-term branch's most recent behaviors (paper: 50)
+    num_heads: int = bounded(4, minimum=1)  # paper: 4
     key_dim: int = bounded(32, minimum=1)  # d_k per head (not reported in the paper)
     value_dim: int = bounded(32, minimum=1)  # per head (not reported)
     output_dim: int = bounded(128, minimum=1)  # d_out of W^o (not reported)
-    id_embedding_dim: int = bounded(64, minimum=1)
-    feature_embedding_dim: int = bounded(8, minimum=1)
-    mlp_dims: list[int] = bounded(default_factory=lambda: [256, 128, 64], minimum=1)
+    id_embedding_dim: int = bounded(64, minimum=1)  # paper: 64 for large-vocabulary ids
+    feature_embedding_dim: int = bounded(8, minimum=1)  # paper: 8 for other features
+    mlp_dims: list[int] = bounded(default_factory=lambda: [256, 128, 64], minimum=1)  # not reported: our choice
     cross_features: bool = True  # Fig. 6 ablation when false
     separate_gsu_params: bool = False  # Fig. 6 ablation when true
-    gsu_cache: bool = False
+    gsu_selection: str = bounded("union", choices=tuple(SELECTIONS))  # CP-GSU: union of heads' rankings, or per head
+    gsu_cache: bool = False  # true: the GSU reads a detached K_h W^h cache refreshed every gsu_cache_refresh_steps
     gsu_cache_refresh_steps: int = bounded(50, minimum=1)
     retrieval_dim: int = bounded(32, minimum=1)  # SIM Soft's retrieval embedding
     hash_bits: int = bounded(16, minimum=1)  # ETA: bits of the SimHash signature; SDIM: bits in all hash functions
@@ -103,7 +104,7 @@ class LifelongCTRModel(nn.Module):
             )
             return SeparateParameterGSU(k, scorer, vocabulary.items, self.features)
         if config.name == "twin":
-            return ConsistencyPreservedGSU(k, self.esu.scorer, vocabulary.items, config.gsu_cache)
+            return ConsistencyPreservedGSU(k, self.esu.scorer, vocabulary.items, config.gsu_cache, config.gsu_selection)
         if config.name == "din":
             return RecentRetriever(k)
         if config.name == "sim_hard":
@@ -124,12 +125,14 @@ class LifelongCTRModel(nn.Module):
             pooled = self.features.pooled_full(batch["history_item"], batch["history_cross"], weights)
             return self.pooled_projection(pooled), None, None
         selection = self.retriever.select(self.features, batch, target)
-        items = batch["history_item"].gather(1, selection.positions)
-        cross_index = selection.positions.unsqueeze(-1).expand(-1, -1, batch["history_cross"].shape[-1])
+        positions = selection.positions.flatten(1)  # a per-head selection [B, heads, k] laid out as [B, heads k]
+        items = batch["history_item"].gather(1, positions)
+        cross_index = positions.unsqueeze(-1).expand(-1, -1, batch["history_cross"].shape[-1])
         cross = batch["history_cross"].gather(1, cross_index)
-        sizes = batch["history_size"].gather(1, selection.positions) if "history_size" in batch else None
+        sizes = batch["history_size"].gather(1, positions) if "history_size" in batch else None
+        mask = head_block_mask(selection.mask) if selection.mask.dim() == 3 else selection.mask
         query = self.esu.scorer.project_query(target)
-        interest = self.esu(self.features, items, cross, selection.mask, query, sizes)
+        interest = self.esu(self.features, items, cross, mask, query, sizes)
         auxiliary = self.retriever.auxiliary_loss(self.features, batch, target) if self.training else None
         return interest, auxiliary, selection
 
@@ -174,9 +177,9 @@ class LifelongCTRModel(nn.Module):
             scorer, self.features, batch, target, lambda items: scorer.project_keys(self.features.inherent(items)),
             self.features.item.num_embeddings,
         )  # fmt: skip  # the ESU's own fresh scores, never a cache
-        esu_top, picked = union_of_heads_top_k(alpha, self.config.esu_length)
-        esu_choice = positions_to_mask(esu_top, picked, mask.shape[1]) & mask
-        retrieved = positions_to_mask(selection.positions, selection.mask, mask.shape[1])
+        esu_top, picked = SELECTIONS[self.config.gsu_selection](alpha, self.config.esu_length)
+        esu_choice = positions_to_mask(esu_top.flatten(1), picked.flatten(1), mask.shape[1]) & mask
+        retrieved = positions_to_mask(selection.positions.flatten(1), selection.mask.flatten(1), mask.shape[1])
         return (esu_choice & retrieved).sum(1) / esu_choice.sum(1).clamp(min=1)
 
 

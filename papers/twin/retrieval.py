@@ -13,14 +13,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from papers.twin.attention import TargetAttentionScorer, masked_softmax, scores_by_item, union_of_heads_top_k
+from papers.twin.attention import SELECTIONS, TargetAttentionScorer, masked_softmax, scores_by_item
 from papers.twin.features import BehaviorFeatures
 
 
 @dataclass
 class Selection:
-    positions: torch.Tensor  # [B, k] into the history window
-    mask: torch.Tensor  # [B, k]: a real behavior was picked
+    positions: torch.Tensor  # [B, k] into the history window; [B, heads, k] for a per-head selection
+    mask: torch.Tensor  # same shape: a real behavior was picked
 
 
 def _recency(mask: torch.Tensor) -> torch.Tensor:
@@ -92,15 +92,17 @@ def history_scores(
 
 
 class ConsistencyPreservedGSU(Retriever):
-    """TWIN's CP-GSU: the ESU's own Eq. 6 over all L behaviors, union of the heads' rankings.
+    """TWIN's CP-GSU: the ESU's own Eq. 6 over all L behaviors, then the union of the heads' rankings
+    (`selection="union"`) or each head's own top k (`"per_head"`).
 
     With `cache` set, K_h W^h is read from a detached per-item cache refreshed every few steps (as online,
     every 15 minutes) instead of being computed fresh.
     """
 
-    def __init__(self, k: int, scorer: TargetAttentionScorer, num_items: int, use_cache: bool):
+    def __init__(self, k: int, scorer: TargetAttentionScorer, num_items: int, use_cache: bool, selection: str):
         super().__init__(k)
         self.scorer = scorer
+        self.selection = selection
         self.num_items = num_items
         self.use_cache = use_cache
         self.register_buffer("projection_cache", torch.empty(0), persistent=False)
@@ -125,8 +127,9 @@ class ConsistencyPreservedGSU(Retriever):
 
     @torch.no_grad()
     def select(self, features, batch, target_inherent):
-        positions, picked = union_of_heads_top_k(self.scores(features, batch, target_inherent), self.k)
-        return Selection(positions, picked & batch["history_mask"].gather(1, positions))
+        positions, picked = SELECTIONS[self.selection](self.scores(features, batch, target_inherent), self.k)
+        real = batch["history_mask"].gather(1, positions.flatten(1)).view_as(positions)
+        return Selection(positions, picked & real)
 
 
 class AuxiliaryRetrievalTask(nn.Module):
@@ -146,7 +149,7 @@ class SeparateParameterGSU(ConsistencyPreservedGSU):
     """Fig. 6 ablation: the CP-GSU with its own copy of W^h, W^q, W^c, beta, trained by the auxiliary task."""
 
     def __init__(self, k: int, scorer: TargetAttentionScorer, num_items: int, features: BehaviorFeatures):
-        super().__init__(k, scorer, num_items, use_cache=False)
+        super().__init__(k, scorer, num_items, use_cache=False, selection="union")
         self.auxiliary = AuxiliaryRetrievalTask(features.inherent_dim, features.inherent_dim)
 
     def auxiliary_loss(self, features, batch, target_inherent):

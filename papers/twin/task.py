@@ -24,6 +24,7 @@ from papers.twin.model import TwinModelConfig
 from papers.twin.prediction import PREDICTIONS_CSV, raw_ids_of_samples, write_predictions
 from papers.twin.synthetic import (
     SyntheticLifelongConfig,
+    check_generator,
     ensure_dataset,
     impression_click_probabilities,
     sample_period_start,
@@ -46,6 +47,7 @@ class TwinTask(PaperTask):
         super().__init__(cfg, context, run_dir)
         self.model_config = typed_config(TwinModelConfig, cfg.model, "model")
         self.data_config = typed_config(LifelongDataConfig, cfg.data, "data")
+        check_generator(self.data_config.generator)
         self.no_learning = typed_config(no_learning.NoLearningConfig, cfg.get("no_learning"), "no_learning")
         self.trainee = LifelongCTRTrainee(context, self.model_config)
         self.data_ids: DataIds | None = None
