@@ -337,7 +337,7 @@ def write_dataset(config: SyntheticGastricConfig, folder: Path, progress: bool =
               disable=not progress) as bar:  # fmt: skip
         for center in range(config.centers):
             for index, (split, positive) in enumerate(splits_and_labels(config, center, rng)):
-                name = f"center{center}_slide{index:03d}"
+                name = f"center{center}_slide{index:02d}"
                 image, tissue, lesion = render_slide(config, positive, stains[center], rng)
                 write_pyramid(folder / "slides" / f"{name}.tiff", image, config.mpp, config.tile, config.levels)
                 regions = _regions(tissue, "tissue") + _regions(lesion, "lesion")
