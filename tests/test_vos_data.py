@@ -14,13 +14,17 @@ DAVIS, YOUTUBE = FIXTURES / "davis2017", FIXTURES / "youtube_vos2019"
 CARD = "data_cards/davis.md"
 
 
-def test_davis_reads_every_mask_in_full_supervision():
-    videos = read_davis(DAVIS, "train", CARD)
+def test_davis_reads_every_mask_in_full_supervision_and_names_a_missing_one():
+    with pytest.raises(DatasetError, match="video camel lacks the masks of 4 of its frames, first .*camel/00000.png"):
+        read_davis(DAVIS, "train", CARD)  # full supervision: camel has masks on its two labeled frames only
+    videos = read_davis(DAVIS, "train", CARD, require="any")
     assert [video.name for video in videos] == ["bear", "camel"]
     bear = videos[0]
     assert bear.frames.shape == (6, 16, 24, 3) and bear.frames.dtype == np.uint8
     assert bear.labeled == list(range(6)) and bear.objects == [1, 2]
-    assert videos[1].labeled == [1, 4]  # camel has masks on its two labeled frames only
+    assert videos[1].labeled == [1, 4]
+    with pytest.raises(DatasetError, match="video camel lacks the masks of 1 of its frames, first .*00000.png: its first"):
+        read_davis(DAVIS, "train", CARD, require="first")  # a video to segment from its first frame's mask
 
 
 def test_two_shot_mode_opens_only_the_labeled_frames_masks():

@@ -43,7 +43,8 @@ def _plain_forward_rate(model: STCN, videos) -> float:
 def _inference_rate(model: STCN, videos, settings) -> float:
     frames = sum(len(video.frames) for video in videos)
     run = [
-        lambda video=video: segment_video(model, normalize(video.frames), video.masks[0], settings) for video in videos
+        lambda video=video: segment_video(model, normalize(video.frames), {0: video.masks[0]}, settings)
+        for video in videos
     ]
     return _rate(lambda: [step() for step in run], frames)
 
@@ -52,7 +53,7 @@ def run_benchmarks(task, settings: VOSBenchConfig) -> list[BenchFigure]:
     if settings.threads:
         torch.set_num_threads(settings.threads)
     task.prepare_data()
-    videos = task.read_split(task.data_config.val_split, None)[: settings.videos]
+    videos = task.read_split(task.data_config.val_split)[: settings.videos]
     size = "x".join(map(str, videos[0].frames.shape[1:3]))
     figures = []
     configurations = {"reduced": task.model_config, "full": replace(task.model_config, **settings.full)}

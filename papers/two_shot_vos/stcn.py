@@ -125,10 +125,10 @@ class STCN(VOSModel):
         return self.fuse_out(x + self.fuse_attention(x))
 
     def read_memory(self, memory_keys, memory_values, query, top_k):
-        batch, _, height, width = query.key.shape
-        weights = memory_softmax(affinity(memory_keys, query.key.flatten(2)), top_k)  # [B, N, HW]
-        readout = (memory_values @ weights).view(batch, -1, height, width)
-        return torch.cat([readout, query.features["f16_thin"]], dim=1)
+        height, width = query.key.shape[-2:]
+        weights = memory_softmax(affinity(memory_keys, query.key.flatten(2)), top_k)  # [B or 1, N, HW]
+        readout = (memory_values @ weights).view(len(memory_values), -1, height, width)
+        return torch.cat([readout, query.features["f16_thin"].expand(len(readout), -1, -1, -1)], dim=1)
 
     def decode(self, readout, query):
         x = self.compress(readout)
