@@ -1,7 +1,12 @@
 """STCN (Cheng et al., NeurIPS 2021) behind the VOS interface: a key encoder (ResNet-50 up to stride 16 in
 the full configuration) projected to 64-d keys, a value encoder (ResNet-18 taking the frame, the object's
-mask and the other objects' mask) fused with the key encoder's stride-16 features, the negative squared L2
-affinity read over the memory (top-k at inference), and a decoder with stride-8 and stride-4 skips.
+mask and the other objects' mask; its convolutions carry biases, as STCN's model/mod_resnet.py) fused with
+the key encoder's stride-16 features, the negative squared L2 affinity read over the memory (top-k at
+inference), and a decoder with stride-8 and stride-4 skips.
+
+Weights: ImageNet backbones from local files adapted as STCN's `load_weights_sequential` (the RGB filters
+kept, the mask channels initialised orthogonally), or a whole STCN checkpoint in the official state-dict
+layout (stcn_s0.pth after static-image pretraining, stcn.pth after video training; checkpoint.py maps it).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from torch.nn import functional
 
 from common.backbones import feature_backbone
 from common.config import bounded
+from papers.two_shot_vos.checkpoint import load_backbone_weights, load_stcn_checkpoint
 from papers.two_shot_vos.interface import KeyFeatures, VOSModel
 
 
@@ -25,9 +31,19 @@ class STCNConfig:
     key_dim: int = bounded(64, minimum=1)
     value_dim: int = bounded(128, minimum=1)  # full STCN: 512
     decoder_dims: list[int] = bounded(default_factory=lambda: [128, 64, 64], minimum=1)  # full: [512, 256, 256]
-    key_weights: str | None = None  # a local timm checkpoint of the key backbone (nothing is downloaded)
+    key_weights: str | None = None  # a local ImageNet checkpoint of the key backbone (nothing is downloaded)
     value_weights: str | None = None
+    checkpoint: str | None = None  # an official STCN state dict (stcn_s0.pth, stcn.pth): the full configuration
     freeze_batchnorm: bool = True  # STCN trains with BatchNorm frozen
+
+
+def with_conv_biases(module: nn.Module) -> nn.Module:
+    """`module` with a zero bias added to every convolution that lacks one (STCN's value encoder, built from
+    model/mod_resnet.py, has biased convolutions; their biases start at zero, ImageNet weights having none)."""
+    for conv in module.modules():
+        if isinstance(conv, nn.Conv2d) and conv.bias is None:
+            conv.bias = nn.Parameter(torch.zeros(conv.out_channels))
+    return module
 
 
 class ResBlock(nn.Module):
@@ -89,13 +105,17 @@ class STCN(VOSModel):
     def __init__(self, config: STCNConfig):
         super().__init__()
         self.config = config
-        self.key_encoder = feature_backbone(config.key_backbone, config.key_weights, (1, 2, 3))
+        self.key_encoder = feature_backbone(config.key_backbone, None, (1, 2, 3))
+        if config.key_weights:
+            load_backbone_weights(self.key_encoder, config.key_weights, "model.stcn.key_weights")
         skip4, skip8, key16 = self.key_encoder.feature_info.channels()
         self.key_projection = nn.Conv2d(key16, config.key_dim, 3, padding=1)
         nn.init.orthogonal_(self.key_projection.weight)
         nn.init.zeros_(self.key_projection.bias)
         self.key_compression = nn.Conv2d(key16, config.value_dim, 3, padding=1)
-        self.value_encoder = feature_backbone(config.value_backbone, config.value_weights, (3,), in_chans=5)
+        self.value_encoder = with_conv_biases(feature_backbone(config.value_backbone, None, (3,), in_chans=5))
+        if config.value_weights:
+            load_backbone_weights(self.value_encoder, config.value_weights, "model.stcn.value_weights")
         value16 = self.value_encoder.feature_info.channels()[-1]
         self.fuse_in = ResBlock(value16 + key16, config.value_dim)
         self.fuse_attention = CBAM(config.value_dim)
@@ -105,6 +125,8 @@ class STCN(VOSModel):
         self.up_16_8 = UpsampleBlock(skip8, d16, d8)
         self.up_8_4 = UpsampleBlock(skip4, d8, d4)
         self.predict = nn.Conv2d(d4, 1, 3, padding=1)
+        if config.checkpoint:
+            load_stcn_checkpoint(self, config.checkpoint)
 
     def train(self, mode: bool = True):
         super().train(mode)
