@@ -74,3 +74,15 @@ def test_synthetic_vos_is_deterministic_and_in_davis_layout(tmp_path):
     moved = [np.argwhere(first.masks[t] == first.objects[0]).mean(0) for t in (0, len(first.frames) - 1)]
     assert np.abs(moved[1] - moved[0]).sum() > 1  # objects move
     assert list(labeled) == [video.name for video in videos] and all(len(v) == 2 for v in labeled.values())
+
+
+def test_two_shot_split_names_misspelt_videos_repeated_frames_and_notes_unlisted_ones(tmp_path, capsys):
+    with pytest.raises(DatasetError, match=r"names 1 videos that .* lacks, e.g. \['baer'\]"):
+        read_davis(DAVIS, "train", CARD, {"baer": ["00000.jpg", "00003.jpg"], "camel": ["00001.jpg", "00004.jpg"]})
+    (tmp_path / "split.json").write_text('{"bear": ["00000.jpg", "00000.jpg"]}')
+    with pytest.raises(DatasetError, match=r"videos \['bear'\] list the same frame twice"):
+        read_labeled_frames(tmp_path / "split.json", CARD)
+    (video,) = read_davis(DAVIS, "train", CARD, {"camel": ["00001.jpg", "00004.jpg"]})
+    assert video.name == "camel" and "lists no frames of 1 videos" in capsys.readouterr().out
+    with pytest.raises(DatasetError, match=r"names 1 videos that .*train.* lacks, e.g. \['0a2f2bd29'\]"):
+        read_youtube_vos(YOUTUBE, "train", "data_cards/youtube_vos.md", {"0a2f2bd29": ["00000.jpg", "00005.jpg"]})
