@@ -1,9 +1,12 @@
 """Official STCN weights load onto our modules: a state dict in STCN's layout (model/network.py, modules.py,
 cbam.py, mod_resnet.py; rebuilt here from those module trees) lands tensor by tensor, a single-object
 stcn_s0.pth gains an orthogonal other-objects channel, a reduced model is refused with the reason, and ImageNet
-backbones keep their RGB filters with orthogonal mask channels (load_weights_sequential)."""
+backbones keep their RGB filters with orthogonal mask channels (load_weights_sequential); and the GPU check
+script (papers/two_shot_vos/gpu_check.py) runs end to end on the CPU at a small size."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 import torch
@@ -11,8 +14,10 @@ import torchvision
 from torch import nn
 
 from common.errors import ConfigError
+from papers.two_shot_vos import gpu_check
 from papers.two_shot_vos.checkpoint import official_to_ours
 from papers.two_shot_vos.stcn import STCN, STCNConfig
+from tests.conftest import FIXTURES
 
 FULL = {"key_backbone": "resnet50", "value_backbone": "resnet18", "value_dim": 512, "decoder_dims": [512, 256, 256]}
 
@@ -116,3 +121,14 @@ def test_imagenet_backbones_keep_rgb_filters_and_add_orthogonal_mask_channels(tm
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(ConfigError, match="value_weights=.*junk.pth is not a readable checkpoint"):
         STCN(STCNConfig(value_weights=str(tmp_path / "junk.pth")))
+
+
+def test_the_gpu_check_runs_on_the_cpu_at_a_small_size(official, tmp_path):
+    figures = gpu_check.main(
+        ["--device", "cpu", "--frames", "3", "--size", "40", "72", "--steps", "1", "--warmup", "0", "--batch", "1",
+         "--crop", "32",
+         "--davis", str(FIXTURES / "davis2017"), "--checkpoint", official[1], "--out", str(tmp_path / "gpu.json")]
+    )  # fmt: skip
+    assert figures["inference_fps_float32"] > 0 and figures["training_amp"]["steps_per_s"] > 0
+    assert 0 <= figures["davis2017_val"]["j_and_f"] <= 1  # official-layout weights through DAVIS val
+    assert json.loads((tmp_path / "gpu.json").read_text()) == figures

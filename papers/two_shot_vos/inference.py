@@ -24,6 +24,7 @@ from papers.two_shot_vos.sampling import normalize
 class InferenceConfig:
     top_k: int = bounded(20, minimum=1)  # memory entries each query position reads (STCN: 20)
     mem_every: int = bounded(5, minimum=1)  # a predicted frame joins the memory every this many frames (STCN: 5)
+    amp: bool = False  # float16 autocast on CUDA (STCN's eval_davis.py --amp); ignored on CPU
 
 
 def object_ids(mask: np.ndarray) -> list[int]:
@@ -93,6 +94,13 @@ class Propagation:
         """The objects segmented (sorted) and the probabilities [1 + K, H, W] over background and them of every
         frame of `order` from the first seed on, at the frames' unpadded size (0 for an object before its seed).
         `seeds`: frame index -> index mask at the frames' size."""
+        with torch.autocast("cuda", dtype=torch.float16, enabled=self.settings.amp and self.frames.is_cuda):
+            outputs = self._pass(order, seeds)
+        objects = sorted(self.objects)
+        return objects, {index: self._in_order(objects, *output) for index, output in outputs.items()}
+
+    def _pass(self, order: list[int], seeds: dict[int, np.ndarray]) -> dict[int, tuple[list[int], torch.Tensor]]:
+        """frame index -> (the objects segmented then, their probabilities) over the pass."""
         outputs: dict[int, tuple[list[int], torch.Tensor]] = {}
         since_memory = None  # frames of the pass since the last one added to the memory
         for index in order:
@@ -110,14 +118,13 @@ class Propagation:
             if self.objects and (index in seeds or since_memory >= self.settings.mem_every):
                 self._remember(frame, keys, probabilities)
                 since_memory = 0
-        objects = sorted(self.objects)
-        return objects, {index: self._in_order(objects, *output) for index, output in outputs.items()}
+        return outputs
 
     def _in_order(self, objects: list[int], present: list[int], probabilities: torch.Tensor) -> torch.Tensor:
         ordered = torch.zeros((1 + len(objects), *probabilities.shape[1:]), device=probabilities.device)
-        ordered[0] = probabilities[0]
+        ordered[0] = probabilities[0].float()
         for row, obj in enumerate(present, start=1):
-            ordered[1 + objects.index(obj)] = probabilities[row]
+            ordered[1 + objects.index(obj)] = probabilities[row].float()
         return unpad(ordered, self.padding)
 
 
