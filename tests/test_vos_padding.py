@@ -59,3 +59,18 @@ def test_the_training_pass_takes_crops_of_an_odd_size():
     batch["first_masks"][:, 0, 5:20, 5:30] = 1
     output = triplet_forward(model, batch)
     assert output["logits"].shape == (2, 2, 3, 37, 53) and output["masks"].shape == (2, 2, 2, 37, 53)
+
+
+def test_the_speed_options_keep_the_numbers():
+    torch.manual_seed(0)
+    frames, first = torch.randn(2, 3, 32, 32), np.zeros((32, 32), dtype=np.uint8)
+    first[8:20, 8:20] = 1
+    base = STCNConfig(key_backbone="resnet10t", value_backbone="resnet10t", value_dim=16, decoder_dims=[16, 8, 8])
+    outputs = []
+    for options in ({}, {"channels_last": True}, {"channels_last": True, "cpu_bfloat16": True}):
+        torch.manual_seed(0)
+        model = STCN(STCNConfig(**{**base.__dict__, **options})).eval()
+        keys = model.encode_key(frames)
+        outputs.append(model.decode(model.read_memory(keys.key.flatten(2), torch.randn(2, 16, 4), keys, None), keys))
+    torch.testing.assert_close(outputs[1], outputs[0], atol=1e-4, rtol=1e-4)  # memory format only
+    assert outputs[2].dtype == torch.float32 and (outputs[2] - outputs[0]).abs().max() < 0.5  # bfloat16: close

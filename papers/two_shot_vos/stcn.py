@@ -35,6 +35,8 @@ class STCNConfig:
     value_weights: str | None = None
     checkpoint: str | None = None  # an official STCN state dict (stcn_s0.pth, stcn.pth): the full configuration
     freeze_batchnorm: bool = True  # STCN trains with BatchNorm frozen
+    channels_last: bool = False  # convolutions in channels-last memory format (speed on CPU; same numbers)
+    cpu_bfloat16: bool = False  # encoders and decoder under bfloat16 autocast on CPU (speed; not the official's)
 
 
 def with_conv_biases(module: nn.Module) -> nn.Module:
@@ -127,6 +129,8 @@ class STCN(VOSModel):
         self.predict = nn.Conv2d(d4, 1, 3, padding=1)
         if config.checkpoint:
             load_stcn_checkpoint(self, config.checkpoint)
+        if config.channels_last:
+            self.to(memory_format=torch.channels_last)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -136,15 +140,27 @@ class STCN(VOSModel):
                     module.eval()
         return self
 
+    def _fast(self, tensor: torch.Tensor):
+        """The memory format and autocast of the speed options; every output is float32 again."""
+        if self.config.channels_last:
+            tensor = tensor.contiguous(memory_format=torch.channels_last)
+        enabled = self.config.cpu_bfloat16 and tensor.device.type == "cpu"
+        return tensor, torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled)
+
     def encode_key(self, frames):
-        f4, f8, f16 = self.key_encoder(frames)
-        features = {"f16": f16, "f16_thin": self.key_compression(f16), "f8": f8, "f4": f4}
-        return KeyFeatures(key=self.key_projection(f16), features=features)
+        frames, autocast = self._fast(frames)
+        with autocast:
+            f4, f8, f16 = self.key_encoder(frames)
+            features = {"f16": f16, "f16_thin": self.key_compression(f16), "f8": f8, "f4": f4}
+            key = self.key_projection(f16)
+        return KeyFeatures(key=key.float(), features={name: value.float() for name, value in features.items()})
 
     def encode_value(self, frames, keys, mask, others):
-        (value16,) = self.value_encoder(torch.cat([frames, mask, others], dim=1))
-        x = self.fuse_in(torch.cat([value16, keys.features["f16"]], dim=1))
-        return self.fuse_out(x + self.fuse_attention(x))
+        inputs, autocast = self._fast(torch.cat([frames, mask, others], dim=1))
+        with autocast:
+            (value16,) = self.value_encoder(inputs)
+            x = self.fuse_in(torch.cat([value16, keys.features["f16"]], dim=1))
+            return self.fuse_out(x + self.fuse_attention(x)).float()
 
     def read_memory(self, memory_keys, memory_values, query, top_k):
         height, width = query.key.shape[-2:]
@@ -153,8 +169,10 @@ class STCN(VOSModel):
         return torch.cat([readout, query.features["f16_thin"].expand(len(readout), -1, -1, -1)], dim=1)
 
     def decode(self, readout, query):
-        x = self.compress(readout)
-        x = self.up_16_8(query.features["f8"], x)
-        x = self.up_8_4(query.features["f4"], x)
-        logits = self.predict(functional.relu(x))
+        readout, autocast = self._fast(readout)
+        with autocast:
+            x = self.compress(readout)
+            x = self.up_16_8(query.features["f8"], x)
+            x = self.up_8_4(query.features["f4"], x)
+            logits = self.predict(functional.relu(x)).float()
         return functional.interpolate(logits, scale_factor=4, mode="bilinear", align_corners=False)
