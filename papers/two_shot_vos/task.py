@@ -156,9 +156,14 @@ class TwoShotVOSTask(PaperTask):
 
     def stage(self, name: str) -> Stage:
         if name == "bank":
-            return Stage(name, DESCRIPTIONS[name], self.run_bank, self.restore_bank, lambda: asdict(self.inference))
+            return Stage(name, DESCRIPTIONS[name], self.run_bank, self.restore_bank, self.bank_config)
         training = partial(self.run_training, name)
         return Stage(name, DESCRIPTIONS[name], training, config=partial(self.phase_config, name))
+
+    def bank_config(self) -> dict:
+        """The bank's propagation settings, its memory interval per training dataset."""
+        intervals = {name: source.bank_mem_every for name, (source, _) in training_sources(self.data_config).items()}
+        return {**asdict(self.inference), "mem_every": intervals}
 
     def phase_config(self, name: str) -> dict:
         trainee = self.trainees[name]
