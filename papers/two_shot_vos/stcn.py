@@ -12,7 +12,7 @@ layout (stcn_s0.pth after static-image pretraining, stcn.pth after video trainin
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -37,6 +37,13 @@ class STCNConfig:
     freeze_batchnorm: bool = True  # STCN trains with BatchNorm frozen
     channels_last: bool = False  # convolutions in channels-last memory format (speed on CPU; same numbers)
     cpu_bfloat16: bool = False  # encoders and decoder under bfloat16 autocast on CPU (speed; not the official's)
+
+
+@dataclass
+class VOSModelConfig:
+    """The model node: the VOS model behind the interface (STCN)."""
+
+    stcn: STCNConfig = field(default_factory=STCNConfig)
 
 
 def with_conv_biases(module: nn.Module) -> nn.Module:

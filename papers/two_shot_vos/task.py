@@ -42,7 +42,7 @@ from papers.two_shot_vos.sources import (
     read_videos,
     training_sources,
 )
-from papers.two_shot_vos.stcn import STCNConfig
+from papers.two_shot_vos.stcn import VOSModelConfig
 from papers.two_shot_vos.trainee import PhaseSettings, TwoShotTrainee
 from papers.two_shot_vos.training import RecipeConfig
 
@@ -65,7 +65,7 @@ DESCRIPTIONS = {
 class TwoShotVOSTask(PaperTask):
     def __init__(self, cfg, context, run_dir: Path):
         super().__init__(cfg, context, run_dir)
-        self.model_config = typed_config(STCNConfig, cfg.model.stcn, "model.stcn")
+        self.model_config = typed_config(VOSModelConfig, cfg.model, "model").stcn
         self.data_config = typed_config(VOSDataConfig, cfg.data, "data")
         self.recipe = typed_config(RecipeConfig, cfg.recipe, "recipe")
         self.sampling = typed_config(SamplingConfig, cfg.sampling, "sampling")
