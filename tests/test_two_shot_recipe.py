@@ -1,5 +1,6 @@
-"""The two-shot recipe's parts: STCN's affinity and top-k read, the bank's merge rule, pseudo-label thresholds,
-the EMA teacher, the bootstrapped loss and the triplet samplers."""
+"""The two-shot recipe's parts: STCN's affinity and top-k read, the bank's merge rule and its passes (only the
+seed's objects), pseudo-label thresholds, the EMA teacher, the per-sample bootstrapped loss, the triplet samplers
+and several training datasets (repeat factors, YouTube-VOS's max-skip divisor)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from papers.two_shot_vos.inference import bank_sources
+from papers.two_shot_vos.data import Video
+from papers.two_shot_vos.inference import InferenceConfig, Propagation, bank_sources
 from papers.two_shot_vos.interface import soft_aggregate
-from papers.two_shot_vos.sampling import labeled_triplet, semi_triplet, standard_triplet
+from papers.two_shot_vos.sampling import SamplingConfig, TripletSource, labeled_triplet, semi_triplet, standard_triplet
+from papers.two_shot_vos.sources import TrainingSet
 from papers.two_shot_vos.stcn import STCN, STCNConfig, affinity, memory_softmax
 from papers.two_shot_vos.training import (
     IGNORE,
@@ -20,6 +23,7 @@ from papers.two_shot_vos.training import (
     bootstrapped_cross_entropy,
     confident_relabel,
     three_way_pseudo_labels,
+    triplet_loss,
 )
 
 
@@ -123,3 +127,51 @@ def test_samplers_follow_the_official_rules():
         assert triplet[0] in (4, 17) and {4, 17} <= set(triplet)  # forced: both labeled frames present
     starts = {semi_triplet(30, [4, 17], 5, rng, both_probability=0.0)[0] for _ in range(100)}
     assert starts == {4, 17}  # a triplet always starts at a labeled frame
+
+
+def test_bootstrapped_loss_is_per_sample_over_the_objects_it_has():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 2, 3, 4, 4)  # [B, frames 1-2, background + 2 objects, H, W]
+    target = torch.randint(0, 3, (2, 3, 4, 4))
+    target[1, 1:] = target[1, 1:].clamp(max=1)  # the second sample has one object
+    selector = torch.tensor([[1.0, 1.0], [1.0, 0.0]])
+    expected = 0
+    for row, classes in ((0, 3), (1, 2)):  # the official LossComputer: each sample alone, then / B
+        for t in range(2):
+            sample = logits[row : row + 1, t, :classes]
+            expected += bootstrapped_cross_entropy(sample, target[row : row + 1, t + 1], 0.5)
+    loss = triplet_loss({"logits": logits}, target, selector, 0.5)
+    torch.testing.assert_close(loss, expected / 2)
+    pooled = sum(bootstrapped_cross_entropy(logits[:, t], target[:, t + 1], 0.5) for t in range(2))
+    assert not torch.isclose(loss, pooled)  # one top-k over the whole batch would differ
+
+
+def test_a_pass_segments_only_the_objects_its_seed_labels():
+    torch.manual_seed(0)
+    config = STCNConfig(key_backbone="resnet10t", value_backbone="resnet10t", value_dim=16, decoder_dims=[16, 8, 8])
+    model = STCN(config).eval()
+    frames = torch.randn(5, 3, 32, 32)
+    seed = np.zeros((32, 32), dtype=np.uint8)
+    seed[4:12, 4:12] = 1  # object 2 is labeled at the other labeled frame only
+    objects, outputs = Propagation(model, frames, InferenceConfig()).run([2, 3, 4], {2: seed})
+    assert objects == [1] and sorted(outputs) == [2, 3, 4] and outputs[3].shape == (2, 32, 32)
+    later = np.zeros((32, 32), dtype=np.uint8)
+    later[20:28, 20:28] = 2  # YouTube-VOS: object 2 first appears at frame 3
+    objects, outputs = Propagation(model, frames, InferenceConfig()).run(list(range(5)), {0: seed, 3: later})
+    assert objects == [1, 2] and sorted(outputs) == list(range(5))
+    assert outputs[1][2].abs().sum() == 0  # not segmented before its seed
+    assert (outputs[3].argmax(0)[20:28, 20:28] == 2).all() and outputs[4][2].abs().sum() > 0
+
+
+def test_training_sets_repeat_and_divide_max_skip():
+    video = Video("v", np.zeros((40, 8, 8, 3), dtype=np.uint8), [f"{t:05d}" for t in range(40)],
+                  {t: np.ones((8, 8), dtype=np.uint8) for t in range(40)})  # fmt: skip
+    davis, youtube = TrainingSet("davis", [video], repeat=5), TrainingSet("youtube_vos", [video], max_skip_divisor=5)
+    settings = SamplingConfig(crop=[8, 8], samples_per_video=1, max_skip_start=25, max_skip_at=[1.0] * 5)
+    source = TripletSource([davis, youtube], "full", settings, lambda: 0, 100, 0, seed=0)
+    assert len(source) == 6 and [divisor for _, divisor in source.entries] == [1] * 5 + [5]
+    rng = np.random.default_rng(0)
+    gaps = [np.diff(sorted(source._frames(video, 5, 0, rng))).max() for _ in range(200)]
+    assert max(gaps) <= 6  # max-skip 25 // 5 = 5: at most 5 + 1 frames apart
+    gaps = [np.diff(sorted(source._frames(video, 1, 0, rng))).max() for _ in range(200)]
+    assert max(gaps) > 6

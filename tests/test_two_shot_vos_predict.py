@@ -111,7 +111,7 @@ def test_the_smoke_run_records_its_three_stages(trained_run):
     record = json.loads((trained_run / "results.json").read_text())
     assert [stage["name"] for stage in record["stages"]] == STAGES
     stages = {stage["name"]: stage for stage in record["stages"]}
-    assert stages["bank"]["config"] == {"top_k": 20, "mem_every": 5}
+    assert stages["bank"]["config"] == {"top_k": 20, "mem_every": {"synthetic_vos": 5}, "amp": False}
     assert stages["phase2"]["config"]["sampler"] == "bank" and stages["phase1"]["config"]["steps"] == 6
     assert record["metrics"]["bank_jaccard"] == stages["bank"]["metrics"]["bank_jaccard"]
     assert record["metrics"]["phase1_j_and_f"] == stages["phase1"]["metrics"]["j_and_f"]

@@ -14,13 +14,17 @@ DAVIS, YOUTUBE = FIXTURES / "davis2017", FIXTURES / "youtube_vos2019"
 CARD = "data_cards/davis.md"
 
 
-def test_davis_reads_every_mask_in_full_supervision():
-    videos = read_davis(DAVIS, "train", CARD)
+def test_davis_reads_every_mask_in_full_supervision_and_names_a_missing_one():
+    with pytest.raises(DatasetError, match="video camel lacks the masks of 4 of its frames, first .*camel/00000.png"):
+        read_davis(DAVIS, "train", CARD)  # full supervision: camel has masks on its two labeled frames only
+    videos = read_davis(DAVIS, "train", CARD, require="any")
     assert [video.name for video in videos] == ["bear", "camel"]
     bear = videos[0]
     assert bear.frames.shape == (6, 16, 24, 3) and bear.frames.dtype == np.uint8
     assert bear.labeled == list(range(6)) and bear.objects == [1, 2]
-    assert videos[1].labeled == [1, 4]  # camel has masks on its two labeled frames only
+    assert videos[1].labeled == [1, 4]
+    with pytest.raises(DatasetError, match="camel lacks the masks of 1 of its frames, first .*: its first"):
+        read_davis(DAVIS, "train", CARD, require="first")  # a video to segment from its first frame's mask
 
 
 def test_two_shot_mode_opens_only_the_labeled_frames_masks():
@@ -70,3 +74,15 @@ def test_synthetic_vos_is_deterministic_and_in_davis_layout(tmp_path):
     moved = [np.argwhere(first.masks[t] == first.objects[0]).mean(0) for t in (0, len(first.frames) - 1)]
     assert np.abs(moved[1] - moved[0]).sum() > 1  # objects move
     assert list(labeled) == [video.name for video in videos] and all(len(v) == 2 for v in labeled.values())
+
+
+def test_two_shot_split_names_misspelt_videos_repeated_frames_and_notes_unlisted_ones(tmp_path, capsys):
+    with pytest.raises(DatasetError, match=r"names 1 videos that .* lacks, e.g. \['baer'\]"):
+        read_davis(DAVIS, "train", CARD, {"baer": ["00000.jpg", "00003.jpg"], "camel": ["00001.jpg", "00004.jpg"]})
+    (tmp_path / "split.json").write_text('{"bear": ["00000.jpg", "00000.jpg"]}')
+    with pytest.raises(DatasetError, match=r"videos \['bear'\] list the same frame twice"):
+        read_labeled_frames(tmp_path / "split.json", CARD)
+    (video,) = read_davis(DAVIS, "train", CARD, {"camel": ["00001.jpg", "00004.jpg"]})
+    assert video.name == "camel" and "lists no frames of 1 videos" in capsys.readouterr().out
+    with pytest.raises(DatasetError, match=r"names 1 videos that .*train.* lacks, e.g. \['0a2f2bd29'\]"):
+        read_youtube_vos(YOUTUBE, "train", "data_cards/youtube_vos.md", {"0a2f2bd29": ["00000.jpg", "00005.jpg"]})

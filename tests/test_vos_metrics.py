@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from common.metrics.segmentation import boundary_f, boundary_map, j_and_f, jaccard, video_object_scores
+from common.metrics.segmentation import VOID, boundary_f, boundary_map, j_and_f, jaccard, video_object_scores
 
 
 def square(size: int, top: int, left: int, side: int) -> np.ndarray:
@@ -58,3 +58,14 @@ def test_video_scores_leave_out_the_first_and_last_frames_and_average_j_and_f():
     assert j.tolist() == [0.5] and f.tolist() == [0.5]
     summary = j_and_f(np.array([0.5, 1.0]), np.array([0.0, 1.0]))
     assert summary == {"j_and_f": pytest.approx(0.625), "jaccard": 0.75, "boundary_f": 0.5}
+
+
+def test_void_pixels_count_in_neither_j_nor_f():
+    truth = np.zeros((3, 20, 20), dtype=np.uint8)
+    truth[:, 5:15, 5:15] = 1
+    truth[:, 5:15, 15:20] = VOID  # DAVIS marks uncertain pixels 255
+    predicted = np.zeros_like(truth)
+    predicted[:, 5:15, 5:20] = 1  # spills onto the void strip only
+    j, f = video_object_scores(truth, predicted, [1])
+    assert j[0] == pytest.approx(1.0) and f[0] == pytest.approx(1.0)
+    assert jaccard(truth[0] == 1, predicted[0] == 1) == pytest.approx(100 / 150)  # without the void mask

@@ -1,6 +1,8 @@
 """Two-shot VOS benchmarks (mode=bench): inference frames/s of the reduced and the full STCN, and
 pseudo-label bank building frames/s, each against the plain forward pass (the key encoder over the same
-frames, which any method pays), measured side by side in one process with random weights."""
+frames, which any method pays); and training steps/s of the run's STCN with the speed options
+(channels-last, bfloat16 autocast on CPU) against without them. Measured side by side in one process with
+random weights."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import torch
 
 from common.bench import BenchFigure, throughput_figure
 from common.config import bounded
+from papers.two_shot_vos.gpu_check import training_rate
 from papers.two_shot_vos.inference import build_bank, segment_video
 from papers.two_shot_vos.sampling import normalize
 from papers.two_shot_vos.stcn import STCN
@@ -25,6 +28,7 @@ class VOSBenchConfig:
         default_factory=lambda: {"key_backbone": "resnet50", "value_dim": 512, "decoder_dims": [512, 256, 256]}
     )
     threads: int = bounded(0, minimum=0)  # 0: all cores
+    train_steps: int = bounded(2, minimum=1)  # timed training steps per configuration (after one untimed)
 
 
 def _rate(function, frames: int) -> float:
@@ -43,7 +47,8 @@ def _plain_forward_rate(model: STCN, videos) -> float:
 def _inference_rate(model: STCN, videos, settings) -> float:
     frames = sum(len(video.frames) for video in videos)
     run = [
-        lambda video=video: segment_video(model, normalize(video.frames), video.masks[0], settings) for video in videos
+        lambda video=video: segment_video(model, normalize(video.frames), {0: video.masks[0]}, settings)
+        for video in videos
     ]
     return _rate(lambda: [step() for step in run], frames)
 
@@ -52,7 +57,7 @@ def run_benchmarks(task, settings: VOSBenchConfig) -> list[BenchFigure]:
     if settings.threads:
         torch.set_num_threads(settings.threads)
     task.prepare_data()
-    videos = task.read_split(task.data_config.val_split, None)[: settings.videos]
+    videos = task.read_split(task.data_config.val_split)[: settings.videos]
     size = "x".join(map(str, videos[0].frames.shape[1:3]))
     figures = []
     configurations = {"reduced": task.model_config, "full": replace(task.model_config, **settings.full)}
@@ -79,4 +84,19 @@ def run_benchmarks(task, settings: VOSBenchConfig) -> list[BenchFigure]:
     figures.append(
         throughput_figure("bank building, reduced STCN", bank, "plain key-encoder forward", plain, note, "frames/s")
     )
+    figures.append(_training_figure(task, settings))
     return figures
+
+
+def _training_figure(task, settings: VOSBenchConfig) -> BenchFigure:
+    """Steps/s of the run's STCN with channels-last and bfloat16 autocast on CPU, against neither."""
+    batch, crop = task.cfg.trainer.batch_size, task.sampling.crop[0]
+    rates = {}
+    for fast in (False, True):
+        torch.manual_seed(0)
+        network = STCN(replace(task.model_config, channels_last=fast, cpu_bfloat16=fast))
+        rates[fast] = training_rate(network, torch.device("cpu"), settings.train_steps, 1, batch, crop)["steps_per_s"]
+    note = f"{task.model_config.key_backbone} keys, batch {batch} of {crop} x {crop} triplets, CPU"
+    return throughput_figure(
+        "training step, channels-last + bfloat16", rates[True], "float32", rates[False], note, "steps/s"
+    )

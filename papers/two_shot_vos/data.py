@@ -94,7 +94,7 @@ def _resized(array: np.ndarray, size: tuple[int, int] | None, nearest: bool) -> 
 
 
 def read_labeled_frames(path: Path, data_card: str) -> dict[str, list[str]]:
-    """The two-shot split: {video: [frame file, frame file]} (frame files as "00030.jpg")."""
+    """The two-shot split: {video: [frame file, frame file]} (frame files as "00030.jpg"), two distinct frames."""
     try:
         split = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as error:
@@ -102,13 +102,19 @@ def read_labeled_frames(path: Path, data_card: str) -> dict[str, list[str]]:
     bad = [video for video, frames in split.items() if not (isinstance(frames, list) and len(frames) == 2)]
     if bad:
         raise DatasetError(f"two-shot split {path}: videos {bad[:3]} do not list exactly two labeled frames.")
+    repeated = [video for video, frames in split.items() if len({Path(frame).stem for frame in frames}) < 2]
+    if repeated:
+        raise DatasetError(f"two-shot split {path}: videos {repeated[:3]} list the same frame twice.")
     return split
 
 
 def _read_video(
-    name: str, image_dir: Path, mask_dir: Path, mask_frames: list[str] | None, size, data_card: str
+    name: str, image_dir: Path, mask_dir: Path, mask_frames: list[str] | None, size, data_card: str, require: str
 ) -> Video:
-    """`mask_frames`: the frame names whose masks are read (None: every mask present)."""
+    """`mask_frames`: the frame names whose masks are read, each required (`require` "labeled"); None: every
+    mask present, and `require` says which must be: "every" frame's (full supervision, DAVIS's val split),
+    the "first" frame's (videos segmented from it), or "any" one (YouTube-VOS valid: each object's first
+    appearance)."""
     paths = sorted(image_dir.glob("*.jpg"))
     if not paths:
         raise DatasetError(f"{image_dir} holds no JPEG frames; {data_card} describes the layout.")
@@ -124,7 +130,34 @@ def _read_video(
             masks[names.index(frame)] = _resized(read_index_mask(path, data_card), size, nearest=True)
         elif mask_frames is not None:
             raise DatasetError(f"the mask of labeled frame {frame} is missing: {path} ({data_card}).")
+    missing = [frame for index, frame in enumerate(names) if index not in masks]
+    needed = {"every": missing, "first": missing[:1] if 0 not in masks else []}.get(require, [])
+    if needed:
+        raise DatasetError(
+            f"video {name} lacks the masks of {len(needed)} of its frames, first {mask_dir / f'{needed[0]}.png'}: "
+            f"{'every frame' if require == 'every' else 'its first frame'} must have one here ({data_card})."
+        )
+    if require == "any" and not masks:
+        raise DatasetError(f"video {name} has no mask in {mask_dir}: it needs at least one ({data_card}).")
     return Video(name=name, frames=frames, frame_names=names, masks=masks)
+
+
+def _listed(videos: list[str], labeled: dict[str, list[str]] | None, where: str, data_card: str) -> list[str]:
+    """The videos of a split to read: all of them, or with the two-shot split those it lists. A video the
+    split names but the dataset lacks is an error (a misspelling); videos it leaves out are skipped with a
+    note (the official YouTube-VOS split lists 3464 of the 3471 training videos)."""
+    if labeled is None:
+        return videos
+    unknown = sorted(set(labeled) - set(videos))
+    if unknown:
+        raise DatasetError(
+            f"the two-shot split names {len(unknown)} videos that {where} lacks, e.g. {unknown[:3]} ({data_card})."
+        )
+    left_out = [video for video in videos if video not in labeled]
+    if left_out:
+        print(f"note: the two-shot split lists no frames of {len(left_out)} videos of {where} ({left_out[:3]}...): "
+              f"they are left out of training.")  # fmt: skip
+    return [video for video in videos if video in labeled]
 
 
 def _stems(frames: list[str]) -> list[str]:
@@ -157,10 +190,11 @@ def read_davis(
     resolution: str = RESOLUTION,
     annotations: Path | None = None,
     listed_only: bool = True,
+    require: str = "every",
 ) -> list[Video]:
     """Videos of `split` (ImageSets/2017/<split>.txt; with `listed_only` false, every video folder when that
     listing is absent). With `labeled`, only those frames' masks are read; `annotations` replaces
-    <root>/Annotations/<resolution> (e.g. a pseudo-label bank in the same layout)."""
+    <root>/Annotations/<resolution> (e.g. a pseudo-label bank in the same layout); `require`: see _read_video."""
     root = Path(root)
     listing = root / "ImageSets" / "2017" / f"{split}.txt"
     if listed_only and not listing.is_file():
@@ -168,26 +202,32 @@ def read_davis(
             f"DAVIS folder {root} lacks {listing.relative_to(root)}; expected the DAVIS 2017 layout "
             f"(JPEGImages/{resolution}, Annotations/{resolution}, ImageSets/2017); see {data_card}."
         )
-    videos = davis_video_names(root, split, data_card, resolution)
+    videos = _listed(davis_video_names(root, split, data_card, resolution), labeled, f"{root} ({split})", data_card)
     mask_root = annotations or root / "Annotations" / resolution
     return [
         _read_video(
             video,
             root / "JPEGImages" / resolution / video,
             mask_root / video,
-            None if labeled is None else _stems(labeled.get(video, [])),
+            None if labeled is None else _stems(labeled[video]),
             size,
             data_card,
+            "labeled" if labeled is not None else require,
         )
         for video in videos
-        if labeled is None or video in labeled
     ]
 
 
 def read_youtube_vos(
-    root: Path, split: str, data_card: str, labeled: dict[str, list[str]] | None = None, size=None
+    root: Path,
+    split: str,
+    data_card: str,
+    labeled: dict[str, list[str]] | None = None,
+    size=None,
+    require: str | None = None,
 ) -> list[Video]:
-    """Videos of YouTube-VOS 2019's `split` folder (train or valid), listed by its meta.json."""
+    """Videos of YouTube-VOS 2019's `split` folder (train or valid), listed by its meta.json. `require` (see
+    _read_video): by default every frame's mask in train, any in valid (its objects' first appearances)."""
     folder = Path(root) / split
     meta = folder / "meta.json"
     if not meta.is_file():
@@ -195,16 +235,21 @@ def read_youtube_vos(
             f"YouTube-VOS folder {folder} lacks meta.json; expected <root>/{split}/{{JPEGImages,Annotations}}/<video> "
             f"and <root>/{split}/meta.json; see {data_card}."
         )
-    listed = json.loads(meta.read_text())["videos"]
+    try:
+        listed = sorted(json.loads(meta.read_text())["videos"])
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        message = f"{meta} is not a YouTube-VOS meta.json with a 'videos' map ({error}); see {data_card}."
+        raise DatasetError(message) from None
+    require = require or ("every" if split == "train" else "any")
     return [
         _read_video(
             video,
             folder / "JPEGImages" / video,
             folder / "Annotations" / video,
-            None if labeled is None else _stems(labeled.get(video, [])),
+            None if labeled is None else _stems(labeled[video]),
             size,
             data_card,
+            "labeled" if labeled is not None else require,
         )
-        for video in sorted(listed)
-        if labeled is None or video in labeled
+        for video in _listed(listed, labeled, str(folder), data_card)
     ]

@@ -25,6 +25,8 @@ class KeyFeatures:
 
 
 class VOSModel(nn.Module, ABC):
+    stride = 16  # frames are padded to a multiple of it (STCN: keys at stride 16)
+
     @abstractmethod
     def encode_key(self, frames: torch.Tensor) -> KeyFeatures:
         """frames [B, 3, H, W] (normalized) -> keys and features."""
@@ -39,11 +41,12 @@ class VOSModel(nn.Module, ABC):
     def read_memory(
         self, memory_keys: torch.Tensor, memory_values: torch.Tensor, query: KeyFeatures, top_k: int | None
     ) -> torch.Tensor:
-        """memory_keys [B, C_k, N], memory_values [B, C_v, N] (N = frames × positions) -> readout at the query."""
+        """memory_keys [B, C_k, N], memory_values [B, C_v, N] (N = frames × positions) -> readout at the query.
+        With memory keys and query of batch 1, one affinity serves every row of memory_values (several objects)."""
 
     @abstractmethod
     def decode(self, readout: torch.Tensor, query: KeyFeatures) -> torch.Tensor:
-        """The object's mask logit [B, 1, H, W] at the query frame."""
+        """The object's mask logit [B, 1, H, W] at the query frame (a query of batch 1 serves any B)."""
 
 
 def soft_aggregate(probabilities: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from papers.two_shot_vos.data import Video, davis_palette
-from papers.two_shot_vos.inference import InferenceConfig, segment_video
+from papers.two_shot_vos.inference import InferenceConfig
 from papers.two_shot_vos.interface import VOSModel
 from papers.two_shot_vos.prediction import (
     first_appearances,
@@ -17,7 +17,6 @@ from papers.two_shot_vos.prediction import (
     write_video_masks,
     zip_submission,
 )
-from papers.two_shot_vos.sampling import normalize
 
 PALETTE = np.array(davis_palette(), dtype=np.uint8).reshape(256, 3)
 
@@ -44,23 +43,25 @@ def write_overlay_strip(video: Video, prediction: np.ndarray, path: Path, frames
     return path
 
 
-def write_overlays(model: VOSModel, videos: list[Video], folder: Path, settings: InferenceConfig, device) -> dict:
-    """Overlay strips of the given videos, segmented from their first frame's mask."""
+def write_overlays(
+    model: VOSModel, videos: list[Video], folder: Path, settings: InferenceConfig, device, size=None
+) -> dict:
+    """Overlay strips of the given videos, segmented from their first frame's mask (the model at `size`)."""
     images = {}
     for video in videos:
         if 0 not in video.masks:
             continue
-        prediction = segment_video(model, normalize(video.frames).to(device), video.masks[0], settings)
+        prediction = segment_from_annotations(model, video, {0: video.masks[0]}, settings, device, size)
         images[f"overlay/{video.name}"] = write_overlay_strip(video, prediction, folder / f"{video.name}.png")
     return images
 
 
 def export_youtube_submission(
-    model: VOSModel, videos: list[Video], folder: Path, settings: InferenceConfig, device
+    model: VOSModel, videos: list[Video], folder: Path, settings: InferenceConfig, device, size=None
 ) -> Path:
     """YouTube-VOS's CodaLab layout: Annotations/<video>/<frame>.png for every frame, from the given
     annotations (each object's first appearance) propagated forward; zipped as <folder>.zip."""
     for video in videos:
-        masks = segment_from_annotations(model, video, first_appearances(video.masks), settings, device)
+        masks = segment_from_annotations(model, video, first_appearances(video.masks), settings, device, size)
         write_video_masks(folder / "Annotations" / video.name, video, masks)
     return zip_submission(folder, folder)

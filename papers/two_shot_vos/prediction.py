@@ -11,27 +11,20 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
-from torch.nn import functional
 from tqdm.auto import tqdm
 
 from common.errors import DatasetError
 from common.metrics.segmentation import video_object_scores
 from papers.two_shot_vos.data import Video, save_index_mask
-from papers.two_shot_vos.inference import InferenceConfig, Propagation, to_index_mask
+from papers.two_shot_vos.inference import InferenceConfig, object_ids, segment_video
 from papers.two_shot_vos.interface import VOSModel
-from papers.two_shot_vos.sampling import normalize
+from papers.two_shot_vos.sampling import normalize, resized_frames
 from papers.two_shot_vos.trainee import vos_metrics
 
-STRIDE = 16  # STCN's keys are at stride 16: frames are padded to a multiple of it
 LAYOUTS = ("davis", "youtube_vos")
 SUBMISSION = "submission"  # <output dir>/submission.zip, YouTube-VOS's CodaLab upload
-
-
-def object_ids(mask: np.ndarray) -> set[int]:
-    return set(np.unique(mask).tolist()) - {0, 255}
 
 
 def first_appearances(masks: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
@@ -40,7 +33,7 @@ def first_appearances(masks: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
     seen: set[int] = set()
     given = {}
     for index in sorted(masks):
-        new = object_ids(masks[index]) - seen
+        new = set(object_ids(masks[index])) - seen
         if new:
             given[index] = np.where(np.isin(masks[index], sorted(new)), masks[index], 0).astype(np.uint8)
             seen |= new
@@ -59,13 +52,6 @@ def given_annotations(video: Video, layout: str, data_card: str) -> dict[int, np
     return {0: video.masks[0]}
 
 
-def _resized(array: np.ndarray, size: tuple[int, int], nearest: bool) -> np.ndarray:
-    if array.shape[:2] == tuple(size):
-        return array
-    interpolation = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA
-    return cv2.resize(array, (size[1], size[0]), interpolation=interpolation)
-
-
 @torch.no_grad()
 def segment_from_annotations(
     model: VOSModel,
@@ -76,23 +62,12 @@ def segment_from_annotations(
     size: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Index masks [T, H, W] of every frame at the video's native size: the given annotations propagated forward
-    (frames resized to `size` for the model when it is set, then zero-padded to a multiple of the stride); frames
-    before the first annotation are background."""
-    native = video.frames.shape[1:3]
-    objects = sorted(set().union(*(object_ids(mask) for mask in given.values()))) if given else []
-    if not objects:
-        return np.zeros((len(video.frames), *native), dtype=np.uint8)
-    working = tuple(size) if size else native
-    frames = normalize(np.stack([_resized(frame, working, nearest=False) for frame in video.frames]))
-    pad_h, pad_w = (-working[0]) % STRIDE, (-working[1]) % STRIDE
-    frames = functional.pad(frames, (0, pad_w, 0, pad_h)).to(device)
-    seeds = {t: np.pad(_resized(mask, working, nearest=True), ((0, pad_h), (0, pad_w))) for t, mask in given.items()}
-    outputs = Propagation(model, frames, objects, settings).run(list(range(len(frames))), seeds)
-    masks = np.zeros((len(video.frames), *native), dtype=np.uint8)
-    for index, probabilities in outputs.items():
-        predicted = to_index_mask(probabilities, objects)[: working[0], : working[1]]
-        masks[index] = _resized(predicted, native, nearest=True)
-    return masks
+    (frames resized to `size` for the model when it is set); frames before the first annotation, and every frame
+    of a video without annotations, are background."""
+    if not given:
+        return np.zeros((len(video.frames), *video.frames.shape[1:3]), dtype=np.uint8)
+    frames = normalize(resized_frames(video.frames, tuple(size) if size else video.frames.shape[1:3]))
+    return segment_video(model, frames.to(device), given, settings)
 
 
 def write_video_masks(folder: Path, video: Video, masks: np.ndarray) -> None:

@@ -10,11 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 
 from common.config import bounded
+from common.errors import DatasetError
+from common.metrics.segmentation import VOID
 from papers.two_shot_vos.data import Video
+from papers.two_shot_vos.sources import TrainingSet
 from papers.two_shot_vos.training import IGNORE
 
 MODES = ("full", "naive", "phase1", "bank")
@@ -92,21 +96,26 @@ def normalize(frames: np.ndarray) -> torch.Tensor:
 
 
 class TripletSource:
-    """Training triplets of `videos`. `mode`: full (every frame labeled), naive (the two labeled frames only),
-    phase1 (naive until `warmup` steps, then semi triplets; unlabeled frames are IGNORE until pseudo-labeled),
-    bank (every frame labeled by the pseudo-label bank). `progress()` gives the optimizer steps done so far,
-    so that sampling is a function of (seed, index, step) and a resumed run draws the same triplets."""
+    """Training triplets of the videos of `sets` (each repeated its `repeat` times, as the official
+    ConcatDataset). `mode`: full (every frame labeled), naive (the two labeled frames only), phase1 (naive until
+    `warmup` steps, then semi triplets; unlabeled frames are IGNORE until pseudo-labeled), bank (every frame
+    labeled by the pseudo-label bank). `progress()` gives the optimizer steps done so far, so that sampling is a
+    function of (seed, index, step) and a resumed run draws the same triplets."""
 
-    def __init__(self, videos: list[Video], mode: str, settings: SamplingConfig, progress: Callable[[], int],
+    def __init__(self, sets: list[TrainingSet], mode: str, settings: SamplingConfig, progress: Callable[[], int],
                  total_steps: int, warmup: int, seed: int):  # fmt: skip
-        self.videos, self.mode, self.settings = videos, mode, settings
+        self.entries = [(video, group.max_skip_divisor) for group in sets for _ in range(group.repeat)
+                        for video in group.videos]  # fmt: skip
+        self.mode, self.settings = mode, settings
         self.progress, self.total_steps, self.warmup, self.seed = progress, total_steps, warmup, seed
 
     def __len__(self) -> int:
-        return len(self.videos) * self.settings.samples_per_video
+        return len(self.entries) * self.settings.samples_per_video
 
-    def _frames(self, video: Video, step: int, rng: np.random.Generator) -> list[int]:
-        skip = max_skip(self.settings, step / max(self.total_steps, 1))
+    def _frames(self, video: Video, divisor: int, step: int, rng: np.random.Generator) -> list[int]:
+        """The triplet's frames; max-skip divided by the dataset's divisor (official YouTube-VOS: // 5, its frames
+        being every fifth of the original video)."""
+        skip = max(1, max_skip(self.settings, step / max(self.total_steps, 1)) // divisor)
         labeled = video.labeled
         if self.mode == "naive" or (self.mode == "phase1" and step < self.warmup):
             return labeled_triplet(labeled, skip, rng)
@@ -116,9 +125,9 @@ class TripletSource:
 
     def _sample(self, index: int, step: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, index, step])
-        video = self.videos[index % len(self.videos)]
+        video, divisor = self.entries[index % len(self.entries)]
         for _ in range(10):  # a reference frame without any object is redrawn, as STCN does
-            frames = self._frames(video, step, rng)
+            frames = self._frames(video, divisor, step, rng)
             objects = np.setdiff1d(np.unique(video.masks[frames[0]]), [0, 255])
             if len(objects):
                 break
@@ -136,7 +145,7 @@ class TripletSource:
         for position, frame in enumerate(frames):
             if frame in video.masks:
                 mask = video.masks[frame][window]
-                target[position] = 0
+                target[position] = np.where(mask == VOID, IGNORE, 0)  # void pixels carry no supervision
                 for label, obj in enumerate(chosen, start=1):
                     target[position][mask == obj] = label
         if flip:
@@ -157,24 +166,39 @@ class TripletSource:
 
 
 class VideoSource:
-    """Whole videos for evaluation, padded to the longest of a batch: frames, ground-truth index masks (IGNORE
-    where a frame has none), the number of frames, and the first frame's mask as the given reference."""
+    """Whole videos for evaluation, padded to the longest of a batch: frames (resized to `size`, the model's
+    working size, when it is set), ground-truth index masks at the annotations' native size (IGNORE where a frame
+    has none), the number of frames, and the first frame's mask as the given reference."""
 
-    def __init__(self, videos: list[Video]):
-        self.videos = videos
+    def __init__(self, videos: list[Video], size: tuple[int, int] | None = None):
+        self.videos, self.size = videos, size
 
     def __len__(self) -> int:
         return len(self.videos)
 
     def batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
         videos = [self.videos[int(index)] for index in indices]
+        shapes = {video.frames.shape[1:3] for video in videos}
+        if len(shapes) > 1:
+            raise DatasetError(
+                f"videos {[video.name for video in videos]} differ in size {sorted(shapes)}: evaluate them one a batch "
+                f"(trainer.eval_batch_size=1)."
+            )
         longest = max(len(video.frames) for video in videos)
-        height, width = videos[0].frames.shape[1:3]
-        frames = torch.zeros(len(videos), longest, 3, height, width)
-        masks = torch.full((len(videos), longest, height, width), IGNORE, dtype=torch.long)
+        native = videos[0].frames.shape[1:3]
+        working = tuple(self.size) if self.size else native
+        frames = torch.zeros(len(videos), longest, 3, *working)
+        masks = torch.full((len(videos), longest, *native), IGNORE, dtype=torch.long)
         for row, video in enumerate(videos):
-            frames[row, : len(video.frames)] = normalize(video.frames)
+            frames[row, : len(video.frames)] = normalize(resized_frames(video.frames, working))
             for frame, mask in video.masks.items():
                 masks[row, frame] = torch.from_numpy(mask.astype(np.int64))
         lengths = torch.tensor([len(video.frames) for video in videos])
         return {"frames": frames, "masks": masks, "lengths": lengths, "index": torch.as_tensor(indices)}
+
+
+def resized_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 frames [T, H, W, 3] at `size` ([H, W]; area interpolation)."""
+    if frames.shape[1:3] == tuple(size):
+        return frames
+    return np.stack([cv2.resize(frame, (size[1], size[0]), interpolation=cv2.INTER_AREA) for frame in frames])

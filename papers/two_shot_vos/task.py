@@ -11,7 +11,7 @@ mode=predict segments a folder in DAVIS or YouTube-VOS layout with a finished ru
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 
@@ -19,26 +19,33 @@ import numpy as np
 from torch import nn
 
 from common.checkpoint import trained_weights
-from common.config import bounded, typed_config
+from common.config import typed_config
 from common.errors import ConfigError
 from common.metrics.segmentation import jaccard
 from common.stages import Stage, StageContext, StageOutcome
 from common.task import PaperTask
-from common.trainer import TrainerConfig
 from common.units import UnitContributions
-from papers.two_shot_vos.data import Video, read_davis, read_index_mask, read_labeled_frames, read_youtube_vos
+from papers.two_shot_vos.data import Video, read_index_mask
 from papers.two_shot_vos.inference import InferenceConfig, build_bank
 from papers.two_shot_vos.no_learning import SCORERS, no_learning_segmenter
 from papers.two_shot_vos.outputs import export_youtube_submission, write_overlays
 from papers.two_shot_vos.prediction import predict_videos
 from papers.two_shot_vos.sampling import SamplingConfig, VideoSource
 from papers.two_shot_vos.scoring import score_batch, video_units
-from papers.two_shot_vos.stcn import STCNConfig
-from papers.two_shot_vos.synthetic import SyntheticVOSConfig, ensure_dataset
+from papers.two_shot_vos.sources import (
+    GENERATED,
+    TrainingSet,
+    VOSDataConfig,
+    VOSDatasetConfig,
+    dataset_root,
+    read_training_set,
+    read_videos,
+    training_sources,
+)
+from papers.two_shot_vos.stcn import VOSModelConfig
 from papers.two_shot_vos.trainee import PhaseSettings, TwoShotTrainee
 from papers.two_shot_vos.training import RecipeConfig
 
-DATASETS = ("synthetic_vos", "davis", "youtube_vos")
 STAGES = {  # recipe.mode -> its stages; each but the bank trains STCN with the sampler of SAMPLERS
     "two_shot": ("phase1", "bank", "phase2"),
     "phase1": ("phase1",),
@@ -55,45 +62,30 @@ DESCRIPTIONS = {
 }
 
 
-@dataclass
-class VOSDataConfig:
-    name: str = bounded("synthetic_vos", choices=DATASETS)
-    root: str | None = None  # DAVIS 2017 or YouTube-VOS 2019 root; never downloaded
-    cache_dir: str = ".cache/reprozoo"
-    two_shot_split: str | None = None  # JSON {video: [frame.jpg, frame.jpg]}; default <root>/two_shot_frames.json
-    train_split: str = "train"
-    val_split: str = "val"  # DAVIS: val; YouTube-VOS: valid (no public ground truth: exported only)
-    size: list[int] | None = bounded(None, minimum=1)  # [H, W] frames and masks are resized to on load
-    data_card: str = "data_cards/synthetic_vos.md"
-    generator: SyntheticVOSConfig = field(default_factory=SyntheticVOSConfig)
-
-
 class TwoShotVOSTask(PaperTask):
     def __init__(self, cfg, context, run_dir: Path):
         super().__init__(cfg, context, run_dir)
-        self.model_config = typed_config(STCNConfig, cfg.model.stcn, "model.stcn")
+        self.model_config = typed_config(VOSModelConfig, cfg.model, "model").stcn
         self.data_config = typed_config(VOSDataConfig, cfg.data, "data")
         self.recipe = typed_config(RecipeConfig, cfg.recipe, "recipe")
         self.sampling = typed_config(SamplingConfig, cfg.sampling, "sampling")
         self.inference = typed_config(InferenceConfig, cfg.inference, "inference")
-        self.trainer_settings = typed_config(TrainerConfig, cfg.trainer, "trainer")
-        if not self.trainer_settings.max_steps:
+        self.max_steps = cfg.trainer.get("max_steps")  # the runner checks the trainer config itself
+        if not self.max_steps:
             raise ConfigError("trainer.max_steps must be set for two_shot_vos: the recipe's schedules are in steps.")
-        generator = self.data_config.generator
-        if generator.max_frames < generator.min_frames:
-            raise ConfigError(
-                f"Bad config value data.generator.max_frames={generator.max_frames}: it must be at least "
-                f"data.generator.min_frames ({generator.min_frames})."
-            )
-        if self.data_config.size is not None and len(self.data_config.size) != 2:
-            raise ConfigError(f"Bad config value data.size={self.data_config.size!r}: it must be [height, width].")
+        datasets = [("data", self.data_config)]
+        datasets += [(f"data.train.{name}", source) for name, source in (self.data_config.train or {}).items()]
+        for where, dataset in datasets:
+            check_dataset_config(dataset, where)
         self.seed = int(cfg.seed)
         self.trainees = {name: self.phase(name) for name in STAGES[self.recipe.mode] if name != "bank"}
         self.trainee = list(self.trainees.values())[-1]  # the run's model
         self.extra_metrics: dict[str, float] = {}
-        self.cached_videos: dict[str, list[Video]] = {}
+        self.cached_sets: dict[bool, list[TrainingSet]] = {}
+        self.cached_splits: dict[str, dict[str, list[str]]] = {}
+        self.cached_val: list[Video] | None = None
         self.phase1_model: nn.Module | None = None
-        self.banked_videos: list[Video] = []
+        self.banked_sets: list[TrainingSet] = []
 
     @property
     def model_name(self) -> str:
@@ -101,7 +93,7 @@ class TwoShotVOSTask(PaperTask):
 
     def phase(self, name: str) -> TwoShotTrainee:
         """The trainee of training stage `name`; phase 1 runs recipe.phase1_steps steps when set."""
-        steps = self.trainer_settings.max_steps
+        steps = self.max_steps
         if name == "phase1" and self.recipe.phase1_steps:
             steps = self.recipe.phase1_steps
         settings = PhaseSettings(self.model_config, self.recipe, self.sampling, self.inference)
@@ -110,43 +102,52 @@ class TwoShotVOSTask(PaperTask):
     # data
 
     def _root(self) -> Path:
-        return self.generated_or_given_root("synthetic_vos", ensure_dataset)
+        return dataset_root(self.data_config, "data", self.context.is_main)
 
     def prepare_data(self) -> None:
         self._root()
+        for name, (source, where) in training_sources(self.data_config).items():
+            if name != self.data_config.name or source is not self.data_config:
+                dataset_root(source, where, self.context.is_main)
 
-    def read_split(self, split: str, labeled: dict | None, native: bool = False) -> list[Video]:
-        """The videos of `split`, resized to data.size unless `native` (videos to segment: a DAVIS folder
-        without ImageSets is read whole)."""
-        config, root = self.data_config, self._root()
-        size = tuple(config.size) if config.size and not native else None
-        if config.name == "youtube_vos":
-            return read_youtube_vos(root, split, config.data_card, labeled, size)
-        return read_davis(root, split, config.data_card, labeled, size, listed_only=not native)
+    def read_split(self, split: str, native: bool = False) -> list[Video]:
+        """The videos of the evaluation dataset's `split` at their native size (scoring is at the annotations'
+        size; the model's working size is data.size). `native`: videos to segment (a DAVIS folder without
+        ImageSets is read whole, each video needs its first frame's mask)."""
+        config = self.data_config
+        require = "first" if native else ("any" if config.name == "youtube_vos" else "every")
+        return read_videos(config, self._root(), split, None, None, require, listed_only=not native)
 
-    def two_shot_split(self) -> dict[str, list[str]]:
-        path = Path(self.data_config.two_shot_split or self._root() / "two_shot_frames.json")
-        return read_labeled_frames(path, self.data_config.data_card)
+    @property
+    def working_size(self) -> tuple[int, int] | None:
+        return tuple(self.data_config.size) if self.data_config.size else None
 
-    def training_videos(self, labeled: bool) -> list[Video]:
-        """The training videos with the two-shot split's masks (`labeled`) or every mask (full supervision)."""
-        key = "two_shot" if labeled else "every_mask"
-        if key not in self.cached_videos:
-            split = self.two_shot_split() if labeled else None
-            self.cached_videos[key] = self.read_split(self.data_config.train_split, split)
-        return self.cached_videos[key]
+    def training_sets(self, labeled: bool) -> list[TrainingSet]:
+        """Every training dataset's videos with the two-shot split's masks (`labeled`) or every mask."""
+        if labeled not in self.cached_sets:
+            sets = []
+            for name, (source, where) in training_sources(self.data_config).items():
+                training_set, split = read_training_set(name, source, where, labeled, self.context.is_main)
+                sets.append(training_set)
+                if split is not None:
+                    self.cached_splits[name] = split
+            self.cached_sets[labeled] = sets
+        return self.cached_sets[labeled]
 
     @property
     def val_videos(self) -> list[Video]:
-        if "val" not in self.cached_videos:
-            self.cached_videos["val"] = self.read_split(self.data_config.val_split, None)
-        return self.cached_videos["val"]
+        if self.cached_val is None:
+            self.cached_val = self.read_split(self.data_config.val_split)
+        return self.cached_val
+
+    def validation(self) -> VideoSource:
+        return VideoSource(self.val_videos, self.working_size)
 
     def load_data(self):
         """The first stage's training triplets and the validation videos (the no-learning rows read the last)."""
         first = self.trainees[STAGES[self.recipe.mode][0]]
-        train = first.triplets(self.training_videos(labeled=first.sampler != "full"))
-        return train, VideoSource(self.val_videos), VideoSource(self.val_videos)
+        train = first.triplets(self.training_sets(labeled=first.sampler != "full"))
+        return train, self.validation(), self.validation()
 
     # stages
 
@@ -155,9 +156,14 @@ class TwoShotVOSTask(PaperTask):
 
     def stage(self, name: str) -> Stage:
         if name == "bank":
-            return Stage(name, DESCRIPTIONS[name], self.run_bank, self.restore_bank, lambda: asdict(self.inference))
+            return Stage(name, DESCRIPTIONS[name], self.run_bank, self.restore_bank, self.bank_config)
         training = partial(self.run_training, name)
         return Stage(name, DESCRIPTIONS[name], training, config=partial(self.phase_config, name))
+
+    def bank_config(self) -> dict:
+        """The bank's propagation settings, its memory interval per training dataset."""
+        intervals = {name: source.bank_mem_every for name, (source, _) in training_sources(self.data_config).items()}
+        return {**asdict(self.inference), "mem_every": intervals}
 
     def phase_config(self, name: str) -> dict:
         trainee = self.trainees[name]
@@ -166,10 +172,10 @@ class TwoShotVOSTask(PaperTask):
     def run_training(self, name: str, context: StageContext) -> StageOutcome:
         """Train stage `name`'s STCN through the shared Trainer in its directory; phase 2 reads the bank."""
         trainee = self.trainees[name]
-        videos = self.banked_videos if name == "phase2" else self.training_videos(trainee.sampler != "full")
-        validation = VideoSource(self.val_videos)
+        sets = self.banked_sets if name == "phase2" else self.training_sets(trainee.sampler != "full")
+        validation = self.validation()
         settings = replace(context.settings, max_steps=trainee.steps)
-        result = context.fit(trainee, (trainee.triplets(videos), validation, validation), settings)
+        result = context.fit(trainee, (trainee.triplets(sets), validation, validation), settings)
         if name == "phase1" and self.recipe.mode == "two_shot":
             self.phase1_model = result.model.student
             self.extra_metrics.update({f"phase1_{metric}": value for metric, value in result.metrics.items()})
@@ -177,29 +183,36 @@ class TwoShotVOSTask(PaperTask):
 
     def run_bank(self, context: StageContext) -> StageOutcome:
         """Pseudo labels of every frame of every training video from the phase-1 model, written as palette PNGs
-        in DAVIS layout (<bank>/<video>/<frame>.png)."""
+        (<bank>/<dataset>/<video>/<frame>.png), each dataset with its own memory interval."""
         if self.context.is_main:
-            videos, device = self.training_videos(True), self.context.device
-            build_bank(self.phase1_model, videos, context.directory, self.inference, device)
+            for training_set in self.training_sets(True):
+                settings = replace(self.inference, mem_every=training_set.bank_mem_every)
+                folder = context.directory / training_set.name
+                build_bank(self.phase1_model, training_set.videos, folder, settings, self.context.device)
         self.context.barrier()
         return self.restore_bank(context)
 
     def restore_bank(self, context: StageContext) -> StageOutcome:
-        """The training videos with every frame labeled by the bank in the stage's directory."""
-        self.banked_videos = [bank_video(video, context.directory) for video in self.training_videos(True)]
-        metrics = {"frames": float(sum(len(video.frames) for video in self.banked_videos))}
-        if self.data_config.name == "synthetic_vos":
-            metrics["bank_jaccard"] = self.bank_quality(self.banked_videos)
+        """The training sets with every frame labeled by the bank in the stage's directory."""
+        self.banked_sets = [
+            replace(training_set, videos=[bank_video(video, context.directory / training_set.name) for video in
+                                          training_set.videos])
+            for training_set in self.training_sets(True)
+        ]  # fmt: skip
+        metrics = {"frames": float(sum(len(video.frames) for group in self.banked_sets for video in group.videos))}
+        generated = [group for group in self.banked_sets if group.name == GENERATED]
+        if generated:
+            metrics["bank_jaccard"] = self.bank_quality(generated[0])
             self.extra_metrics["bank_jaccard"] = metrics["bank_jaccard"]
         return StageOutcome(metrics)
 
-    def bank_quality(self, banked: list[Video]) -> float:
+    def bank_quality(self, banked: TrainingSet) -> float:
         """Mean J of the bank's pseudo labels on the unlabeled frames, per object (the embedded data has their
         ground truth; it is read for this measure only, never for training)."""
-        truth = {video.name: video for video in self.training_videos(labeled=False)}
-        labeled = self.two_shot_split()
+        truth = {video.name: video for group in self.training_sets(labeled=False) for video in group.videos}
+        labeled = self.cached_splits[banked.name]
         scores = []
-        for video in banked:
+        for video in banked.videos:
             given = {Path(frame).stem for frame in labeled[video.name]}
             for t, name in enumerate(video.frame_names):
                 if name in given:
@@ -251,22 +264,21 @@ class TwoShotVOSTask(PaperTask):
         if not self.context.is_main:
             return {}
         config = self.data_config
-        videos = self.read_split(config.val_split, None, native=True)
+        videos = self.read_split(config.val_split, native=True)
         layout = "youtube_vos" if config.name == "youtube_vos" else "davis"
-        size = tuple(config.size) if config.size else None
         return predict_videos(
             student, videos, layout, config.val_split, output_dir, self.inference, self.context.device,
-            config.data_card, size,
+            config.data_card, self.working_size,
         )  # fmt: skip
 
     def write_outputs(self, model, run_dir: Path) -> dict[str, Path]:
         """Overlay strips of the first validation videos; for YouTube-VOS, the submission zip as well."""
         student, device = model.student, self.context.device
         shown = self.val_videos[: self.cfg.get("overlays", 4)]
-        images = write_overlays(student, shown, run_dir / "overlays", self.inference, device)
+        images = write_overlays(student, shown, run_dir / "overlays", self.inference, device, self.working_size)
         if self.data_config.name == "youtube_vos":
             archive = export_youtube_submission(
-                student, self.val_videos, run_dir / "submission", self.inference, device
+                student, self.val_videos, run_dir / "submission", self.inference, device, self.working_size
             )
             print(f"YouTube-VOS submission: {archive}")
         return images
@@ -286,3 +298,14 @@ def bank_video(video: Video, folder: Path) -> Video:
         t: read_index_mask(folder / video.name / f"{name}.png", "the bank") for t, name in enumerate(video.frame_names)
     }
     return replace(video, masks=masks)
+
+
+def check_dataset_config(config: VOSDatasetConfig, where: str) -> None:
+    generator = config.generator
+    if generator.max_frames < generator.min_frames:
+        raise ConfigError(
+            f"Bad config value {where}.generator.max_frames={generator.max_frames}: it must be at least "
+            f"{where}.generator.min_frames ({generator.min_frames})."
+        )
+    if config.size is not None and len(config.size) != 2:
+        raise ConfigError(f"Bad config value {where}.size={config.size!r}: it must be [height, width].")

@@ -14,10 +14,10 @@ from torch import nn
 
 from common.distributed import DistributedContext
 from common.metrics.segmentation import j_and_f
-from papers.two_shot_vos.data import Video
 from papers.two_shot_vos.inference import InferenceConfig, segment_video
 from papers.two_shot_vos.sampling import SamplingConfig, TripletSource
 from papers.two_shot_vos.scoring import score_batch
+from papers.two_shot_vos.sources import TrainingSet
 from papers.two_shot_vos.stcn import STCN, STCNConfig
 from papers.two_shot_vos.training import (
     RecipeConfig,
@@ -70,9 +70,9 @@ class TwoShotTrainee:
     def parameter_groups(self, model: nn.Module) -> dict[str, list[nn.Parameter]]:
         return {"dense": [p for p in model.parameters() if p.requires_grad]}
 
-    def triplets(self, videos: list[Video]) -> TripletSource:
+    def triplets(self, sets: list[TrainingSet]) -> TripletSource:
         warmup = int(self.recipe.warmup_fraction * self.steps)
-        return TripletSource(videos, self.sampler, self.sampling, self.current_step, self.steps, warmup, self.seed)
+        return TripletSource(sets, self.sampler, self.sampling, self.current_step, self.steps, warmup, self.seed)
 
     def current_step(self) -> int:
         return int(self.model.step) if self.model is not None else 0
@@ -97,7 +97,7 @@ class TwoShotTrainee:
             int(fraction * self.steps) for fraction in (recipe.bootstrap_start_fraction, recipe.bootstrap_end_fraction)
         )
         top_p = bootstrap_fraction(step, start, end, recipe.top_p)
-        return triplet_loss(output, target, top_p), {"top_p": top_p}
+        return triplet_loss(output, target, batch["selector"], top_p), {"top_p": top_p}
 
     def training_step(self, model: nn.Module, batch: dict[str, torch.Tensor], update: Callable) -> dict[str, float]:
         return update(lambda: self.loss(model, batch))
@@ -108,7 +108,7 @@ class TwoShotTrainee:
     def predict(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         core = model.module if hasattr(model, "module") else model
         return score_batch(
-            batch, lambda index, frames, first: segment_video(core.student, frames, first, self.inference)
+            batch, lambda index, frames, first: segment_video(core.student, frames, {0: first}, self.inference)
         )
 
     def metrics(self, outputs: dict[str, np.ndarray]) -> dict[str, float]:

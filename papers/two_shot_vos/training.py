@@ -14,6 +14,7 @@ from torch.nn import functional
 
 from common.config import bounded
 from papers.two_shot_vos.interface import VOSModel, soft_aggregate
+from papers.two_shot_vos.padding import pad_to_stride, unpad
 
 IGNORE = -1  # label of pixels that carry no supervision
 RECIPES = ("two_shot", "phase1", "naive", "full")
@@ -87,23 +88,38 @@ def _values(model: VOSModel, frames, keys, masks: torch.Tensor) -> torch.Tensor:
 
 def triplet_forward(model: VOSModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """STCN's training pass over frames [B, 3, 3, H, W]: memory = frame 0 with its masks [B, 2, H, W];
-    frame 1 predicted and encoded with its predicted masks; frame 2 predicted from both."""
-    frames, selector = batch["frames"], batch["selector"]
-    batch_size = len(frames)
+    frame 1 predicted and encoded with its predicted masks; frame 2 predicted from both. Frames and masks are
+    zero-padded to a multiple of the model's stride and the outputs cropped back."""
+    frames, padding = pad_to_stride(batch["frames"], model.stride)
+    first_masks = pad_to_stride(batch["first_masks"], model.stride)[0]
+    selector, batch_size = batch["selector"], len(frames)
     keys = model.encode_key(frames.flatten(0, 1))  # [B*3, ...], frame-major within each sample
     key_of = [keys.select(torch.arange(batch_size, device=frames.device) * 3 + t) for t in range(3)]
-    values = _values(model, frames[:, 0], key_of[0], batch["first_masks"])
+    values = _values(model, frames[:, 0], key_of[0], first_masks)
     logits1, masks1 = segment_objects(model, key_of[0].key.flatten(2), values, key_of[1], selector)
     values1 = _values(model, frames[:, 1], key_of[1], masks1)
     memory_keys = torch.cat([key_of[0].key.flatten(2), key_of[1].key.flatten(2)], dim=2)
     logits2, masks2 = segment_objects(model, memory_keys, torch.cat([values, values1], dim=3), key_of[2], selector)
-    return {"logits": torch.stack([logits1, logits2], dim=1), "masks": torch.stack([masks1, masks2], dim=1)}
+    return {
+        "logits": unpad(torch.stack([logits1, logits2], dim=1), padding),
+        "masks": unpad(torch.stack([masks1, masks2], dim=1), padding),
+    }
 
 
-def triplet_loss(output: dict[str, torch.Tensor], target: torch.Tensor, top_p: float) -> torch.Tensor:
-    """Bootstrapped CE on frames 1 and 2 (frame 0 is the reference and never in the loss); target
-    [B, 3, H, W] with 0 background, 1 and 2 the objects, IGNORE unknown."""
-    return sum(bootstrapped_cross_entropy(output["logits"][:, t], target[:, t + 1], top_p) for t in range(2))
+def triplet_loss(
+    output: dict[str, torch.Tensor], target: torch.Tensor, selector: torch.Tensor, top_p: float
+) -> torch.Tensor:
+    """Bootstrapped CE on frames 1 and 2 (frame 0 is the reference and never in the loss), as the official
+    LossComputer: per sample (its hardest pixels among its own), over background and the first object only
+    where the sample has no second one, averaged over the batch. target [B, 3, H, W] with 0 background, 1 and 2
+    the objects, IGNORE unknown."""
+    total = output["logits"].new_zeros(())
+    for row in range(len(target)):
+        classes = 3 if selector[row, 1] > 0.5 else 2
+        for t in range(2):
+            logits = output["logits"][row : row + 1, t, :classes]
+            total = total + bootstrapped_cross_entropy(logits, target[row : row + 1, t + 1], top_p)
+    return total / len(target)
 
 
 def three_way_pseudo_labels(masks: torch.Tensor, selector: torch.Tensor, threshold: float) -> torch.Tensor:
