@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.nn import functional
 
 from papers.pepnet.layers import GateNU, TaskTowers
 from papers.pepnet.model import MODELS, PEPNetModelConfig, build_model, multitask_loss
@@ -49,18 +50,41 @@ def test_gate_nu_is_centred_on_one_for_gamma_two_at_zero_logits():
     assert torch.allclose(gate(torch.randn(7, 4)), torch.ones(7, 3))
 
 
-def test_ppnet_gates_one_per_task_per_tower_layer_scaling_that_layers_input():
+def test_ppnet_gates_every_hidden_layer_output_as_the_paper_draws_it():
     model = pepnet()
     data = batch()
     o_ep = model.epnet(data["features"])
     gates = model.ppnet_gates(data["features"], o_ep)
-    assert [tuple(g.shape) for g in gates] == [(16, TASKS, 32), (16, TASKS, 16), (16, TASKS, 8)]  # 4 features × 8
+    assert [tuple(g.shape) for g in gates] == [(16, TASKS, 16), (16, TASKS, 8)]  # the hidden layers 16, 8 only
+    towers = model.towers
+    # by hand: H1 = ReLU(O_ep W0 + b0); O1 = d1 ⊗ H1; H2 = ReLU(O1 W1 + b1); O2 = d2 ⊗ H2; y = O2 W2 + b2
+    for task in range(TASKS):
+        hidden = o_ep
+        for layer in range(2):
+            hidden = torch.relu(hidden @ towers.weights[layer][task] + towers.biases[layer][task])
+            hidden = gates[layer][:, task] * hidden
+        logit = (hidden @ towers.weights[2][task] + towers.biases[2][task]).squeeze(-1)
+        assert torch.allclose(model({"features": data["features"]})[:, task], logit, atol=1e-6)
     ones = [torch.ones_like(g) for g in gates]
-    assert torch.allclose(model.towers(o_ep, ones), model.towers(o_ep))  # a gate of 1 leaves the layer as is
+    assert torch.allclose(towers(o_ep, ones), towers(o_ep))  # a gate of 1 leaves the layer as is
     doubled = [g.clone() for g in ones]
-    doubled[1][:, 2] = 2.0  # scaling task 2's second layer changes task 2 only
-    changed = model.towers(o_ep, doubled) != model.towers(o_ep, ones)
+    doubled[0][:, 2] = 2.0  # scaling task 2's first hidden layer changes task 2 only
+    changed = towers(o_ep, doubled) != towers(o_ep, ones)
     assert changed[:, 2].all() and not changed[:, :2].any()
+
+
+def test_input_gating_ablation_gates_every_linear_layers_input_o_ep_included():
+    model = pepnet(gate_inputs=True)
+    data = batch()
+    o_ep = model.epnet(data["features"])
+    gates = model.ppnet_gates(data["features"], o_ep)
+    assert [tuple(g.shape) for g in gates] == [(16, TASKS, 32), (16, TASKS, 16), (16, TASKS, 8)]  # 4 features × 8
+    towers = model.towers
+    hidden = gates[0][:, 1] * o_ep  # task 1, by hand: every layer's input scaled before its product
+    for layer in range(2):
+        hidden = gates[layer + 1][:, 1] * torch.relu(hidden @ towers.weights[layer][1] + towers.biases[layer][1])
+    logit = (hidden @ towers.weights[2][1] + towers.biases[2][1]).squeeze(-1)
+    assert torch.allclose(model({"features": data["features"]})[:, 1], logit, atol=1e-6)
 
 
 def test_epnet_scales_the_shared_embeddings_by_the_domain_gate():
@@ -123,24 +147,49 @@ class _Data:
     feature_names = ["user", "item", "author", "tag", "domain", "user_domain_exposures", "user_domain_ctr"]
     general_features = ["user", "item", "author", "tag"]
     task_names = ["is_click", "is_like", "is_follow"]
-    domain_names = ["tab0", "tab1", "tab2", "tab3"]
+    domain_names = ["A", "B", "C", "D"]
 
     def columns(self, names):
         return [self.feature_names.index(name) for name in names if name in self.feature_names]
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_every_model_gives_one_logit_per_task_and_trains(name):
+def test_every_model_gives_one_logit_per_task_and_trains_every_parameter(name):
     torch.manual_seed(0)
-    config = PEPNetModelConfig(name=name, embedding_dim=4, tower_dims=[8], expert_dims=[8], bottom_dims=[8])
+    config = PEPNetModelConfig(
+        name=name, embedding_dim=4, tower_dims=[8], expert_dims=[8], bottom_dims=[8], cin_dims=[8, 8], cross_layers=2
+    )
     model = build_model(config, _Data())
-    data = batch(32)
+    data = batch(64)  # every domain present, so every domain's parameters take part
     logits = model(data)
-    assert logits.shape == (32, TASKS)
+    assert logits.shape == (64, TASKS)
     loss, logs = multitask_loss(logits, data["labels"])
     loss.backward()
     assert torch.isfinite(loss) and logs["bce_mean"] > 0
-    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    untrained = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not untrained, untrained
+
+
+def test_domain_models_answer_from_their_own_domains_parameters():
+    torch.manual_seed(0)
+    config = PEPNetModelConfig(name="specific_all", embedding_dim=4, tower_dims=[8], bottom_dims=[8])
+    model = build_model(config, _Data())
+    data = batch(64)
+    before = model(data)
+    with torch.no_grad():
+        model.bottom.bottoms[1][0].weight.mul_(3.0)  # domain 1's bottom only
+    changed = (model(data) != before).any(dim=1)
+    assert torch.equal(changed, data["domain"] == 1)
+
+
+def test_single_task_models_share_nothing_across_tasks():
+    torch.manual_seed(0)
+    model = build_model(PEPNetModelConfig(name="deepfm", embedding_dim=4, tower_dims=[8]), _Data())
+    data = batch(32)
+    loss = functional.binary_cross_entropy_with_logits(model(data)[:, 0], data["labels"][:, 0])
+    loss.backward()  # task 0's loss reaches task 0's model only
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in model.models[1].parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.models[0].parameters())
 
 
 def test_task_towers_accept_per_task_inputs():

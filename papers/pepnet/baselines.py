@@ -1,6 +1,7 @@
-"""PEPNet's baselines, on the same features and with the same task towers: single-task DNNs, SharedBottom,
-MMoE (Ma et al., KDD 2018), PLE (Tang et al., RecSys 2020) and the multi-domain STAR (Sheng et al., CIKM
-2021). Each reads every feature (general and domain-side) and returns [B, tasks] logits."""
+"""PEPNet's multi-task baselines, on the same features and with the same task towers: SharedBottom, MMoE (Ma et
+al., KDD 2018), PLE (Tang et al., RecSys 2020), and our extra row STAR (Sheng et al., CIKM 2021, multi-domain).
+Each reads every feature (general and domain-side) and returns [B, tasks] logits. The single-task baselines are
+in ctr_baselines.py, the multi-domain ones in domain_baselines.py."""
 
 from __future__ import annotations
 
@@ -10,21 +11,6 @@ import torch
 from torch import nn
 
 from papers.pepnet.layers import FeatureEmbedding, TaskTowers, mlp
-
-
-class SingleTaskDNNs(nn.Module):
-    """One independent DNN per task (own embeddings, own MLP): separate models trained side by side."""
-
-    def __init__(self, vocabulary: list[int], columns: list[int], tasks: int, embedding_dim: int, tower_dims):
-        super().__init__()
-        self.columns = columns
-        self.embeddings = nn.ModuleList(FeatureEmbedding(vocabulary, embedding_dim) for _ in range(tasks))
-        self.towers = nn.ModuleList(TaskTowers(len(columns) * embedding_dim, tower_dims, 1) for _ in range(tasks))
-
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        features = batch["features"]
-        pairs = zip(self.embeddings, self.towers, strict=True)
-        return torch.cat([tower(embedding(features, self.columns)) for embedding, tower in pairs], dim=1)
 
 
 class SharedBottom(nn.Module):
@@ -62,54 +48,67 @@ class MMoE(nn.Module):
         return self.towers(torch.stack([_mix(gate(x), experts) for gate in self.gates], dim=1))
 
 
-class PLE(nn.Module):
-    """Progressive Layered Extraction: per level, task-specific and shared experts; each task's gate mixes its
-    own and the shared experts, the shared gate (below the last level) mixes all of them."""
+class ProgressiveExtraction(nn.Module):
+    """PLE's extraction network over `groups` (tasks, or domains for PLE-MD): per level, group-specific and shared
+    experts; each group's gate mixes its own and the shared experts, the shared gate (below the last level) mixes
+    all of them. Returns every group's output, [B, groups, expert_dims[-1]]."""
 
-    def __init__(
-        self, vocabulary, columns, tasks, embedding_dim, tower_dims, expert_dims, shared_experts, task_experts, levels
-    ):
+    def __init__(self, in_dim, groups, expert_dims, shared_experts, group_experts, levels):
         super().__init__()
-        self.columns, self.tasks = columns, tasks
-        self.embedding = FeatureEmbedding(vocabulary, embedding_dim)
+        self.groups = groups
         self.levels = nn.ModuleList()
-        in_dim = len(columns) * embedding_dim
         for level in range(levels):
             last = level == levels - 1
             self.levels.append(
                 nn.ModuleDict(
                     {
-                        "task_experts": nn.ModuleList(
-                            nn.ModuleList(mlp(in_dim, expert_dims) for _ in range(task_experts)) for _ in range(tasks)
+                        "group_experts": nn.ModuleList(
+                            nn.ModuleList(mlp(in_dim, expert_dims) for _ in range(group_experts)) for _ in range(groups)
                         ),
                         "shared_experts": nn.ModuleList(mlp(in_dim, expert_dims) for _ in range(shared_experts)),
-                        "task_gates": nn.ModuleList(
-                            nn.Linear(in_dim, task_experts + shared_experts) for _ in range(tasks)
+                        "group_gates": nn.ModuleList(
+                            nn.Linear(in_dim, group_experts + shared_experts) for _ in range(groups)
                         ),
                         "shared_gate": nn.Identity()
                         if last
-                        else nn.Linear(in_dim, tasks * task_experts + shared_experts),
+                        else nn.Linear(in_dim, groups * group_experts + shared_experts),
                     }
                 )
             )
             in_dim = expert_dims[-1]
-        self.towers = TaskTowers(in_dim, tower_dims, tasks)
+        self.out_dim = in_dim
 
-    def forward(self, batch):
-        x = self.embedding(batch["features"], self.columns)
-        task_inputs, shared_input = [x] * self.tasks, x
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        group_inputs, shared_input = [x] * self.groups, x
         for level in self.levels:
             shared = [expert(shared_input) for expert in level["shared_experts"]]
-            own = [[expert(task_inputs[t]) for expert in level["task_experts"][t]] for t in range(self.tasks)]
-            task_outputs = [
-                _mix(level["task_gates"][t](task_inputs[t]), torch.stack(own[t] + shared, dim=1))
-                for t in range(self.tasks)
+            own = [[expert(group_inputs[g]) for expert in level["group_experts"][g]] for g in range(self.groups)]
+            group_outputs = [
+                _mix(level["group_gates"][g](group_inputs[g]), torch.stack(own[g] + shared, dim=1))
+                for g in range(self.groups)
             ]
             if not isinstance(level["shared_gate"], nn.Identity):
                 every = torch.stack([e for experts in own for e in experts] + shared, dim=1)
                 shared_input = _mix(level["shared_gate"](shared_input), every)
-            task_inputs = task_outputs
-        return self.towers(torch.stack(task_inputs, dim=1))
+            group_inputs = group_outputs
+        return torch.stack(group_inputs, dim=1)
+
+
+class PLE(nn.Module):
+    """Progressive Layered Extraction over the tasks, each task's output feeding its own tower."""
+
+    def __init__(
+        self, vocabulary, columns, tasks, embedding_dim, tower_dims, expert_dims, shared_experts, task_experts, levels
+    ):
+        super().__init__()
+        self.columns = columns
+        self.embedding = FeatureEmbedding(vocabulary, embedding_dim)
+        width = len(columns) * embedding_dim
+        self.extraction = ProgressiveExtraction(width, tasks, expert_dims, shared_experts, task_experts, levels)
+        self.towers = TaskTowers(self.extraction.out_dim, tower_dims, tasks)
+
+    def forward(self, batch):
+        return self.towers(self.extraction(self.embedding(batch["features"], self.columns)))
 
 
 class StarLayer(nn.Module):

@@ -48,8 +48,10 @@ class GateNU(nn.Module):
 class TaskTowers(nn.Module):
     """One MLP tower per task (widths `dims`, then one logit), all tasks computed in one batched product.
 
-    The input is shared ([B, in]) or per task ([B, T, in]). `gates`, when given, holds one [B, T, width] tensor
-    per linear layer (the tower's input and every hidden layer), each scaling that layer's input (PPNet)."""
+    The input is shared ([B, in]) or per task ([B, T, in]). `gates`, when given, scales per task: with
+    `gate_inputs=False` (PPNet as the paper draws it) one [B, T, width] gate per hidden layer scales that
+    layer's output, after its activation; with `gate_inputs=True` (our ablation) one gate per linear layer scales
+    that layer's input (the tower's input and every hidden layer). `gate_widths` gives the gates' widths."""
 
     def __init__(self, in_dim: int, dims: list[int], tasks: int):
         super().__init__()
@@ -62,13 +64,20 @@ class TaskTowers(nn.Module):
             self.biases.append(nn.Parameter(torch.empty(tasks, 1, fan_out).uniform_(-bound, bound)))
         self.tasks = tasks
 
-    def forward(self, x: torch.Tensor, gates: list[torch.Tensor] | None = None) -> torch.Tensor:
+    def gate_widths(self, gate_inputs: bool) -> list[int]:
+        return self.widths if gate_inputs else self.widths[1:]
+
+    def forward(
+        self, x: torch.Tensor, gates: list[torch.Tensor] | None = None, gate_inputs: bool = False
+    ) -> torch.Tensor:
         hidden = x.unsqueeze(1).expand(-1, self.tasks, -1) if x.dim() == 2 else x
         last = len(self.weights) - 1
         for layer, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
-            if gates is not None:
-                hidden = gates[layer] * hidden  # O_pp^(l) = delta^(l) ⊗ H^(l)
-            hidden = torch.baddbmm(bias, hidden.transpose(0, 1), weight).transpose(0, 1)  # H^(l+1) = f(O W + b)
+            if gates is not None and gate_inputs:
+                hidden = gates[layer] * hidden  # ablation: the layer's input scaled
+            hidden = torch.baddbmm(bias, hidden.transpose(0, 1), weight).transpose(0, 1)  # H W + b
             if layer < last:
-                hidden = torch.relu(hidden)
+                hidden = torch.relu(hidden)  # H^(l) = f(O_pp^(l-1) W + b)
+                if gates is not None and not gate_inputs:
+                    hidden = gates[layer] * hidden  # O_pp^(l) = delta_task^(l) ⊗ H^(l)
         return hidden.squeeze(-1)  # [B, T]

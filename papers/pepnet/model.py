@@ -10,11 +10,18 @@ from torch.nn import functional
 
 from common.config import bounded
 from common.errors import ConfigError
-from papers.pepnet.baselines import PLE, STAR, MMoE, SharedBottom, SingleTaskDNNs
+from papers.pepnet.baselines import PLE, STAR, MMoE, SharedBottom
+from papers.pepnet.ctr_baselines import DCNv2MultiTask, SingleTaskModels
 from papers.pepnet.data import DOMAIN_FEATURES, PRIOR_FEATURES, MultiDomainData
+from papers.pepnet.domain_baselines import DomainSplitModel, PLEMultiDomain
 from papers.pepnet.pepnet import PEPNet
 
-MODELS = ("pepnet", "epnet", "ppnet", "dnn", "shared_bottom", "mmoe", "ple", "star")
+SINGLE_TASK = {"dnn": "none", "deepfm": "fm", "dcn": "cross", "xdeepfm": "cin", "dcn_v2": "cross_v2"}  # interaction
+DOMAIN_SPLITS = {"shared_top": "bottom", "specific_top": "top", "specific_all": "all"}  # the half per domain
+MODELS = (
+    "pepnet", "epnet", "ppnet", *SINGLE_TASK, "dcn_v2_mt", "shared_bottom", "mmoe", "ple", "ple_md", *DOMAIN_SPLITS,
+    "star",
+)  # fmt: skip
 LAYER_LISTS = ("bottom_dims", "expert_dims", "star_dims")  # the layers whose last width the towers read
 
 
@@ -27,14 +34,18 @@ class PEPNetModelConfig:
     # sign of what it scales); the paper tried 1, 2, 3 and kept 2
     gamma: float = bounded(2.0, above=0.0)
     stop_gradient: bool = True  # on E in EPNet's gate input and on O_ep in PPNet's
+    # PPNet's gates on every hidden layer's output (false, the paper) or on every tower layer's input (true, ours)
+    gate_inputs: bool = False
     gate_hidden_dim: int = bounded(128, minimum=1)  # width of x' in Gate NU (not given in what we could read)
-    bottom_dims: list[int] = bounded(default_factory=lambda: [256], minimum=1)  # SharedBottom
+    bottom_dims: list[int] = bounded(default_factory=lambda: [256], minimum=1)  # SharedBottom, SharedTop, Specific*
     expert_dims: list[int] = bounded(default_factory=lambda: [256], minimum=1)  # MMoE and PLE experts
     experts: int = bounded(4, minimum=1)  # MMoE
-    shared_experts: int = bounded(2, minimum=1)  # PLE
-    task_experts: int = bounded(1, minimum=1)  # PLE, per task
-    ple_levels: int = bounded(2, minimum=1)
+    shared_experts: int = bounded(2, minimum=1)  # PLE, PLE-MD
+    task_experts: int = bounded(1, minimum=1)  # PLE: per task; PLE-MD: per domain
+    ple_levels: int = bounded(2, minimum=1)  # PLE, PLE-MD
     star_dims: list[int] = bounded(default_factory=lambda: [256], minimum=1)  # STAR's star-topology layers
+    cross_layers: int = bounded(3, minimum=1)  # DCN, DCNv2, DCNv2-MT
+    cin_dims: list[int] = bounded(default_factory=lambda: [64, 64], minimum=2)  # xDeepFM's CIN feature maps
 
     def __post_init__(self) -> None:
         empty = [name for name in LAYER_LISTS if not getattr(self, name)]
@@ -62,9 +73,24 @@ def build_model(config: PEPNetModelConfig, data: MultiDomainData) -> nn.Module:
             stop_gradient=config.stop_gradient,
             use_epnet=config.name != "ppnet",
             use_ppnet=config.name != "epnet",
+            gate_inputs=config.gate_inputs,
         )
-    if config.name == "dnn":
-        return SingleTaskDNNs(data.vocabulary, every, tasks, dim, towers)
+    domains = len(data.domain_names)
+    if config.name in SINGLE_TASK:
+        interaction = SINGLE_TASK[config.name]
+        return SingleTaskModels(
+            data.vocabulary, every, tasks, dim, towers, interaction, config.cross_layers, config.cin_dims
+        )
+    if config.name == "dcn_v2_mt":
+        return DCNv2MultiTask(data.vocabulary, every, tasks, dim, towers, config.cross_layers)
+    if config.name in DOMAIN_SPLITS:
+        split = DOMAIN_SPLITS[config.name]
+        return DomainSplitModel(data.vocabulary, every, tasks, domains, dim, towers, config.bottom_dims, split)
+    if config.name == "ple_md":
+        return PLEMultiDomain(
+            data.vocabulary, every, tasks, domains, dim, towers, config.expert_dims, config.shared_experts,
+            config.task_experts, config.ple_levels,
+        )  # fmt: skip
     if config.name == "shared_bottom":
         return SharedBottom(data.vocabulary, every, tasks, dim, towers, config.bottom_dims)
     if config.name == "mmoe":
@@ -74,7 +100,6 @@ def build_model(config: PEPNetModelConfig, data: MultiDomainData) -> nn.Module:
             data.vocabulary, every, tasks, dim, towers, config.expert_dims, config.shared_experts,
             config.task_experts, config.ple_levels,
         )  # fmt: skip
-    domains = len(data.domain_names)
     return STAR(data.vocabulary, every, data.columns(DOMAIN_FEATURES), tasks, domains, dim, towers, config.star_dims)
 
 

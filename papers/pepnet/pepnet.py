@@ -4,10 +4,14 @@ units of every task tower per user, item and author; both through Gate NUs.
     EPNet:  delta_domain = GateNU(E(F_d) ⊕ stop_grad(E)),   O_ep = delta_domain ⊗ E
     PPNet:  O_prior = E(F_u) ⊕ E(F_i) ⊕ E(F_a)
             delta_task^(l) = GateNU^(l)(O_prior ⊕ stop_grad(O_ep)), split into one gate per task
-            O_pp^(l) = delta_task^(l) ⊗ H^(l),   H^(l+1) = f(O_pp^(l) W^(l) + b^(l))
+            O_pp^(l) = delta_task^(l) ⊗ H^(l),   H^(l+1) = f(O_pp^(l) W^(l) + b^(l)),   H^(0) = O_ep
+    The gates scale every hidden layer H^(l), l >= 1, of every task tower (the paper's Figure 3; TorchEasyRec's
+    tzrec/modules/personalized_net.py, PPNet.forward, gates each hidden layer's output after its activation);
+    the input O_ep and the logit layer are not gated.
 
 `use_epnet=False` (the "PPNet only" ablation) feeds E to the towers and gates PPNet on stop_grad(E);
-`use_ppnet=False` ("EPNet only") runs plain towers on O_ep; `stop_gradient=False` removes both stops.
+`use_ppnet=False` ("EPNet only") runs plain towers on O_ep; `stop_gradient=False` removes both stops;
+`gate_inputs=True` (our ablation) gates every linear layer's input instead, O_ep included.
 """
 
 from __future__ import annotations
@@ -33,11 +37,13 @@ class PEPNet(nn.Module):
         stop_gradient: bool = True,
         use_epnet: bool = True,
         use_ppnet: bool = True,
+        gate_inputs: bool = False,
     ):
         super().__init__()
         self.general, self.domain, self.prior = general, domain, prior
         self.embedding = FeatureEmbedding(vocabulary, embedding_dim)
         self.stop_gradient, self.use_epnet, self.use_ppnet = stop_gradient, use_epnet, use_ppnet
+        self.gate_inputs = gate_inputs
         width = len(general) * embedding_dim
         if use_epnet:
             self.domain_gate = GateNU(len(domain) * embedding_dim + width, width, gate_hidden_dim, gamma)
@@ -46,7 +52,7 @@ class PEPNet(nn.Module):
             prior_width = len(prior) * embedding_dim
             self.task_gates = nn.ModuleList(
                 GateNU(prior_width + width, tasks * layer_width, gate_hidden_dim, gamma)
-                for layer_width in self.towers.widths
+                for layer_width in self.towers.gate_widths(gate_inputs)
             )
         self.tasks = tasks
 
@@ -63,7 +69,7 @@ class PEPNet(nn.Module):
         return delta * shared
 
     def ppnet_gates(self, features: torch.Tensor, o_ep: torch.Tensor) -> list[torch.Tensor]:
-        """delta_task^(l) of every tower layer, [B, T, width_l] each."""
+        """delta_task^(l) of every gated tower layer, [B, T, width_l] each."""
         prior = self.embedding(features, self.prior)  # O_prior
         gate_input = torch.cat([prior, self._stop(o_ep)], dim=-1)
         return [gate(gate_input).view(len(features), self.tasks, -1) for gate in self.task_gates]
@@ -72,4 +78,4 @@ class PEPNet(nn.Module):
         features = batch["features"]
         o_ep = self.epnet(features)
         gates = self.ppnet_gates(features, o_ep) if self.use_ppnet else None
-        return self.towers(o_ep, gates)
+        return self.towers(o_ep, gates, self.gate_inputs)

@@ -2,11 +2,12 @@
 
 Designed from PEPNet's premise (data_cards/synthetic_multidomain.md):
 - domains (KuaiRand's `tab`) of very different sizes, in which the same user-item pair is engaged with
-  differently (a domain-specific view of interest) and the signals matter with different weights;
-- tasks (KuaiRand's feedback columns) of very different positive rates, tied together by the engagement of
-  the impression but each with its own user and item propensities;
-- personal priors that carry signal: how strongly a user's feedback on a task follows engagement is a
-  per-user factor (multiplicative), and users and items have per-task offsets (additive).
+  differently (a domain-specific view of the user's interests) and the signals matter with different weights;
+- tasks (KuaiRand's feedback columns) of very different positive rates, each following the signals with its
+  own profile (follow: the author; like: the item; hate: against the item), so a user's items rank differently
+  for each task;
+- personal priors that change the ranking within a user: how strongly a user's feedback on a task follows each
+  signal is a per-user, per-task, per-signal factor; users and items also have per-task offsets.
 Deterministic given the seed; cached on disk by its parameters.
 """
 
@@ -34,41 +35,45 @@ from common.errors import ConfigError
 
 VERSION_TAG = "synthetic"
 START = datetime(2022, 4, 8, tzinfo=timezone(timedelta(hours=8)))
-SIGNALS = 3  # engagement = domain-weighted sum of: user-item affinity, user-author affinity, item quality
+SIGNALS = 3  # user-item affinity (through the domain's view), the author's appeal, the item's quality
+PAPER_TASKS = ["is_like", "is_follow", "is_forward", "is_hate", "is_click", "long_view"]  # Table 2's, in order
 
 
 @dataclass
 class SyntheticMultiDomainConfig:
-    num_users: int = bounded(2000, minimum=1)
-    num_items: int = bounded(4000, minimum=1)
-    num_authors: int = bounded(400, minimum=1)
+    num_users: int = bounded(1000, minimum=1)
+    num_items: int = bounded(600, minimum=1)
+    num_authors: int = bounded(60, minimum=1)
     num_tags: int = bounded(30, minimum=1)
-    latent_dim: int = bounded(8, minimum=1)
-    domains: list[int] = bounded(default_factory=lambda: [0, 1, 2, 3], minimum=0)  # tab values
+    latent_dim: int = bounded(4, minimum=1)
+    domains: list[int] = bounded(default_factory=lambda: [0, 1, 2], minimum=0)  # tab values
     domain_shares: list[float] = bounded(
-        default_factory=lambda: [0.62, 0.25, 0.09, 0.04], above=0.0, maximum=1.0, same_length_as="domains"
+        default_factory=lambda: [0.7, 0.22, 0.08], above=0.0, maximum=1.0, same_length_as="domains"
     )
     # users' own domain mix: Dirichlet(concentration * shares)
     domain_share_concentration: float = bounded(10.0, above=0.0)
     # 0: a pair's affinity is the same in every domain; 1: unrelated
-    domain_interest_shift: float = bounded(0.6, minimum=0.0, maximum=1.0)
-    domain_task_offset_std: float = bounded(0.5, minimum=0.0)  # per domain and task, on the logit
-    tasks: list[str] = bounded(
-        default_factory=lambda: ["is_click", "long_view", "is_like", "is_follow", "is_forward"], choices=TASK_COLUMNS
-    )
+    domain_interest_shift: float = bounded(0.5, minimum=0.0, maximum=1.0)
+    domain_task_offset_std: float = bounded(0.3, minimum=0.0)  # per domain and task, on the logit
+    tasks: list[str] = bounded(default_factory=lambda: list(PAPER_TASKS), choices=TASK_COLUMNS)
     positive_rates: list[float] = bounded(
-        default_factory=lambda: [0.15, 0.08, 0.03, 0.008, 0.005], above=0.0, below=1.0, same_length_as="tasks"
+        default_factory=lambda: [0.05, 0.015, 0.01, 0.008, 0.25, 0.12], above=0.0, below=1.0, same_length_as="tasks"
     )
-    engagement_coupling: list[float] = bounded(
-        default_factory=lambda: [1.0, 1.2, 1.0, 0.8, 0.8], same_length_as="tasks"
-    )  # c_t: how the task's logit follows engagement (a negative c_t: against it)
-    user_slope_std: float = bounded(0.7, minimum=0.0)  # log-normal per user and task: the personal sensitivity
-    user_offset_std: float = bounded(0.6, minimum=0.0)  # per user and task
-    item_offset_std: float = bounded(0.6, minimum=0.0)  # per item and task
+    # each task's weight on the SIGNALS (affinity, author appeal, quality), times the domain's: its own ranking
+    task_signal_profiles: list[list[float]] = bounded(
+        default_factory=lambda: [[1.0, 0.3, 0.5], [0.3, 0.8, 0.1], [0.4, 0.2, 1.0], [-0.8, -0.2, -0.5],
+                                 [0.8, 0.3, 0.6], [1.0, 0.1, 0.3]],
+        same_length_as="tasks",
+    )  # fmt: skip
+    signal_scale: float = bounded(0.8, above=0.0)  # the engagement's scale on the logit
+    # log-normal per user, task and signal: how much the user's feedback on the task follows the signal
+    personal_weight_std: float = bounded(1.0, minimum=0.0)
+    user_offset_std: float = bounded(0.4, minimum=0.0)  # per user and task
+    item_offset_std: float = bounded(0.3, minimum=0.0)  # per item and task
     popularity_std: float = bounded(1.0, minimum=0.0)  # item exposure: exp(popularity) within each domain
-    history_days: int = bounded(14, minimum=1)  # logs before the sample period: the source of the domain statistics
-    sample_days: int = bounded(7, minimum=1)
-    impressions_per_day: float = bounded(25.0, above=0.0)  # a user's mean; activity varies log-normally
+    history_days: int = bounded(7, minimum=1)  # logs before the sample period: the source of the domain statistics
+    sample_days: int = bounded(6, minimum=1)
+    impressions_per_day: float = bounded(40.0, above=0.0)  # a user's mean; activity varies log-normally
     seed: int = bounded(0, minimum=0)
 
 
@@ -85,11 +90,12 @@ class World:
     item_duration_ms: np.ndarray
     item_quality: np.ndarray
     author_vectors: np.ndarray  # [authors, k]
+    author_appeal: np.ndarray  # [authors]
     domain_transforms: np.ndarray  # [domains, k, k]
     domain_signal_weights: np.ndarray  # [domains, SIGNALS]
     domain_popularity: np.ndarray  # [domains, items] exposure weights
     domain_task_offset: np.ndarray  # [domains, tasks]
-    user_slope: np.ndarray  # [users, tasks]
+    personal_weights: np.ndarray  # [users, tasks, SIGNALS]
     user_offset: np.ndarray  # [users, tasks]
     item_offset: np.ndarray  # [items, tasks]
     task_bias: np.ndarray  # [tasks], calibrated to the positive rates
@@ -98,6 +104,11 @@ class World:
 def _check(config: SyntheticMultiDomainConfig) -> None:
     if not np.isclose(sum(config.domain_shares), 1.0):
         raise ConfigError(f"Bad config value data.generator.domain_shares={config.domain_shares}: they must sum to 1.")
+    if any(len(profile) != SIGNALS for profile in config.task_signal_profiles):
+        raise ConfigError(
+            f"Bad config value data.generator.task_signal_profiles={config.task_signal_profiles}: each task's "
+            f"profile holds {SIGNALS} weights (user-item affinity, author appeal, item quality)."
+        )
 
 
 def make_world(config: SyntheticMultiDomainConfig, rng: np.random.Generator) -> World:
@@ -121,11 +132,12 @@ def make_world(config: SyntheticMultiDomainConfig, rng: np.random.Generator) -> 
         item_duration_ms=np.clip(rng.lognormal(np.log(30_000), 0.8, config.num_items), 3_000, 600_000).astype(np.int64),
         item_quality=rng.normal(size=config.num_items),
         author_vectors=author_vectors,
+        author_appeal=rng.normal(size=config.num_authors),
         domain_transforms=(1 - shift) * np.eye(k)[None] + shift * random_views,
-        domain_signal_weights=3.0 * rng.dirichlet(np.ones(SIGNALS), domains),
+        domain_signal_weights=SIGNALS * rng.dirichlet(np.ones(SIGNALS), domains),
         domain_popularity=np.exp(config.popularity_std * rng.normal(size=(domains, config.num_items))),
         domain_task_offset=rng.normal(0.0, config.domain_task_offset_std, (domains, tasks)),
-        user_slope=rng.lognormal(0.0, config.user_slope_std, (config.num_users, tasks)),
+        personal_weights=rng.lognormal(0.0, config.personal_weight_std, (config.num_users, tasks, SIGNALS)),
         user_offset=rng.normal(0.0, config.user_offset_std, (config.num_users, tasks)),
         item_offset=rng.normal(0.0, config.item_offset_std, (config.num_items, tasks)),
         task_bias=np.zeros(tasks),
@@ -166,12 +178,12 @@ def _draw_items(world: World, domains: np.ndarray, rng: np.random.Generator) -> 
 
 def domain_signals(world: World, users: np.ndarray, items: np.ndarray, domains: np.ndarray) -> np.ndarray:
     """[impressions, SIGNALS]: the user-item affinity read through the domain's own view of the user's
-    interests, the user-author affinity, and the item's quality."""
+    interests, the appeal of the item's author, and the item's quality."""
     user_view = np.einsum("bk,bkj->bj", world.user_vectors[users], world.domain_transforms[domains])
     return np.stack(
         [
-            np.einsum("bj,bj->b", user_view, world.item_vectors[items]) * 2.0,
-            np.einsum("bj,bj->b", world.user_vectors[users], world.author_vectors[world.item_author[items]]) * 2.0,
+            np.einsum("bj,bj->b", user_view, world.item_vectors[items]),
+            world.author_appeal[world.item_author[items]],
             world.item_quality[items],
         ],
         axis=1,
@@ -179,19 +191,22 @@ def domain_signals(world: World, users: np.ndarray, items: np.ndarray, domains: 
 
 
 def engagement(world: World, users: np.ndarray, items: np.ndarray, domains: np.ndarray) -> np.ndarray:
-    """How much the user engages with the item in that domain: the signals weighted by the domain."""
+    """How much the user engages with the item in that domain, one score shared by every task: the signals
+    weighted by the domain (a no-learning reference: it ranks every task alike)."""
     signals = domain_signals(world, users, items, domains)
     return np.einsum("bs,bs->b", signals, world.domain_signal_weights[domains])
 
 
 def task_logits(world: World, config, users: np.ndarray, items: np.ndarray, domains: np.ndarray) -> np.ndarray:
-    """[impressions, tasks]: b_t + o_{d,t} + s_{u,t} c_t e(u, i, d) + p_{u,t} + q_{i,t}."""
-    coupling = np.array(config.engagement_coupling)
-    shared = engagement(world, users, items, domains)[:, None]
+    """[impressions, tasks]: b_t + o_{d,t} + a sum_s w_{d,s} P_{t,s} m_{u,t,s} x_s(u, i, d) + p_{u,t} + q_{i,t},
+    with x_s the signals, w the domain's weights, P the task's profile and m the user's personal weights."""
+    signals = domain_signals(world, users, items, domains)  # [B, S]
+    profile = np.array(config.task_signal_profiles)  # [T, S]
+    weights = world.domain_signal_weights[domains][:, None, :] * profile[None] * world.personal_weights[users]
     return (
         world.task_bias[None]
         + world.domain_task_offset[domains]
-        + world.user_slope[users] * coupling[None] * shared
+        + config.signal_scale * np.einsum("bts,bs->bt", weights, signals)
         + world.user_offset[users]
         + world.item_offset[items]
     )

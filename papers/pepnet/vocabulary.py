@@ -126,8 +126,7 @@ def translate(
         raise DatasetError(
             f"the data's sample period holds the tabs {[int(name.removeprefix('tab')) for name in unseen]}, which "
             f"the model was not trained on (its domains are the tabs {known}); a domain's own gate and parameters "
-            f"cannot be guessed. Predict on the tabs it knows with data.domains={usable} "
-            f"(+data.domains={usable} with data=kuairand, whose config has no such key)."
+            f"cannot be guessed. Predict on the tabs it knows with data.domains={usable}."
         )
     features = np.where(data.features < np.asarray(vocabulary.sizes), data.features, UNKNOWN)
     unknown = {}
