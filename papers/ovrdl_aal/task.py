@@ -1,10 +1,12 @@
 """OVRDL + AAL (Liang et al., CVPR 2019) for the shared runner, as declared stages.
 
 `model.name`:
-- ovrdl_aal: stage `ovrdl` (OVRDL on the images, its own schedule of `model.stage1_epochs` epochs), then stage
-  `aal` (AAL on recombinations of the features of stage 1's model, read back from stage 1's directory: the run's
-  model); the run also records stage 1's test metrics (ovrdl_*);
+- ovrdl_aal: stage `ovrdl` (OVRDL on the images for `model.stage1_steps` steps), then stage `aal` (AAL on
+  recombinations of the features of stage 1's model, read back from stage 1's directory: the run's model);
+  the run also records stage 1's test metrics (ovrdl_*);
 - ovrdl: stage `ovrdl` alone; plain: stage `plain`, the same encoder with the identity's task loss only.
+Each stage keeps the checkpoint with the best validation AUC (trainer.early_stopping), as the official code keeps
+the stage-1 feature file named by its validation AUC.
 Evaluation is on the test ⟨class, domain⟩ cells (all unseen in training): identity scores give the mean
 one-versus-rest AUC, FAR and FRR at each identity's EER threshold chosen on the validation half of those
 cells, TAR at FAR = 1% and top-1 accuracy; their per-sample contributions (contributions.py) go to units.npz,
@@ -15,6 +17,7 @@ the thresholds to the last stage's thresholds.json for mode=predict (prediction.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -35,6 +38,7 @@ from papers.ovrdl_aal.aal import AALConfig, MixSource, confident_rows
 from papers.ovrdl_aal.cmnist import CMNIST, CMNISTConfig, protocol_classes, resize_images
 from papers.ovrdl_aal.contributions import add_authentication_contributions, sample_units
 from papers.ovrdl_aal.data import read_mnist_cmnist
+from papers.ovrdl_aal.digits import RenderConfig
 from papers.ovrdl_aal.image_folder import DigitImagesConfig, read_digit_images
 from papers.ovrdl_aal.no_learning import (
     SCORERS,
@@ -54,7 +58,7 @@ from papers.ovrdl_aal.prediction import (
     write_scores,
     write_thresholds,
 )
-from papers.ovrdl_aal.synthetic import ensure_dataset, read_dataset
+from papers.ovrdl_aal.synthetic import GeneratorConfig, ensure_dataset, read_dataset
 from papers.ovrdl_aal.trainees import SPLITS, AALTrainee, OVRDLTrainee, has_test_rows, identity_metrics, rows_by_split
 
 METHODS = ("ovrdl_aal", "ovrdl", "plain")
@@ -65,7 +69,9 @@ STAGE1_OUTPUTS_FILE = "test_outputs.npz"
 @dataclass
 class OVRDLAALModelConfig:
     name: str = bounded("ovrdl_aal", choices=METHODS)  # both stages | stage 1 alone | identity loss only
-    stage1_epochs: int = bounded(20, minimum=1)  # stage 1's schedule in a two-stage run (trainer.* otherwise)
+    stage1_steps: int = bounded(600, minimum=1)  # the image stage's steps (official: up to 10^5); trainer.*: stage 2
+    stage1_eval_every: int = bounded(100, minimum=1)  # steps between its validation passes (selection)
+    intra_op_threads: int | None = bounded(1, minimum=1)  # torch's CPU threads while training; null: torch's own
     ovrdl: OVRDLConfig = field(default_factory=OVRDLConfig)
     aal: AALConfig = field(default_factory=AALConfig)
 
@@ -77,6 +83,7 @@ class CMNISTDataConfig:
     cache_dir: str = ".cache/reprozoo"
     data_card: str = "data_cards/synthetic_cmnist.md"
     protocol: CMNISTConfig = field(default_factory=CMNISTConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)  # synthetic_cmnist's digits (digits.py)
 
 
 DATA_CONFIGS = {"synthetic_cmnist": CMNISTDataConfig, "mnist": CMNISTDataConfig, "digit_images": DigitImagesConfig}
@@ -98,6 +105,19 @@ class RowSource:
             "labels": torch.from_numpy(self.labels[indices]),
             "split": torch.from_numpy(self.split[indices]),
         }
+
+
+@contextmanager
+def intra_op_threads(threads: int | None):
+    """Run with torch's CPU intra-op threads fixed to `threads` (None: unchanged), restoring them after. With a
+    fixed count the float reductions, hence the results, do not depend on the machine's thread count."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def trained_protocol(trained_run: Path) -> CMNISTConfig:
@@ -145,7 +165,7 @@ class OVRDLAALTask(PaperTask):
                     f"data=digit_images needs data.root=<a folder of PNG/JPEG images>; {config.data_card}."
                 )
             return Path(config.root)
-        generate = partial(ensure_dataset, config.protocol, Path(config.cache_dir))
+        generate = partial(ensure_dataset, GeneratorConfig(config.protocol, config.render), Path(config.cache_dir))
         return dataset_root(config.name, config.root, config.data_card, "synthetic_cmnist", generate)
 
     def prepare_data(self) -> None:
@@ -228,10 +248,11 @@ class OVRDLAALTask(PaperTask):
         ]  # fmt: skip
 
     def _first_stage_settings(self, settings: TrainerConfig) -> TrainerConfig:
-        """Stage 1 of a two-stage run keeps its own schedule; a one-stage run trains with trainer.* as given."""
-        if self.method != "ovrdl_aal":
-            return settings
-        return replace(settings, max_epochs=self.model_config.stage1_epochs, max_steps=None)
+        """The image stage (`ovrdl` or `plain`) runs by steps, as the official code, with its own validation
+        passes; the rest of trainer.* (batch, optimizers, the selection metric) as given."""
+        config = self.model_config
+        return replace(settings, max_epochs=config.stage1_steps, max_steps=config.stage1_steps,
+                       eval_every=config.stage1_eval_every)  # fmt: skip
 
     def _first_stage_config(self) -> dict:
         settings = typed_config(TrainerConfig, self.cfg.trainer, "trainer")
@@ -246,7 +267,8 @@ class OVRDLAALTask(PaperTask):
     def _run_first_stage(self, context: StageContext) -> StageOutcome:
         seed_everything(context.seed, context.settings.deterministic)
         settings = self._first_stage_settings(context.settings)
-        result = context.fit(self.ovrdl_trainee(), self.load_data(), settings)
+        with intra_op_threads(self.model_config.intra_op_threads):
+            result = context.fit(self.ovrdl_trainee(), self.load_data(), settings)
         if self.method == "ovrdl_aal":
             np.savez(context.directory / STAGE1_OUTPUTS_FILE, **result.test_outputs)
             self._keep_stage1(result.metrics, result.test_outputs)
@@ -275,9 +297,10 @@ class OVRDLAALTask(PaperTask):
         labels = data.attributes[train]
         config = self.model_config.aal
         rows = confident_rows([p[train] for p in probabilities], labels, config.confidence_percentile)
-        mixes = MixSource(features[train], labels, rows, config, context.seed)
+        mixes = MixSource(features[train], labels, rows, config, context.seed, context.settings.batch_size)
         _, val, test = self._sources(features, False)
-        result = context.fit(self.aal_trainee(), (mixes, val, test))
+        with intra_op_threads(self.model_config.intra_op_threads):
+            result = context.fit(self.aal_trainee(), (mixes, val, test))
         write_thresholds(identity_thresholds(result.test_outputs), context.directory)
         return StageOutcome(result.metrics, result)
 
@@ -374,4 +397,5 @@ class OVRDLAALTask(PaperTask):
     def bench(self):
         from papers.ovrdl_aal.bench import OVRDLBenchConfig, run_benchmarks
 
-        return run_benchmarks(self, typed_config(OVRDLBenchConfig, self.cfg.get("bench"), "bench"))
+        with intra_op_threads(self.model_config.intra_op_threads):  # as the training runs
+            return run_benchmarks(self, typed_config(OVRDLBenchConfig, self.cfg.get("bench"), "bench"))
