@@ -85,11 +85,11 @@ def mnist_normalize(glyph: np.ndarray) -> np.ndarray:
 
 
 def render_digits(config: RenderConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """`config.images` digits (uniform over 0-9): grey images [n, 28, 28] in [0, 1] and their digits [n]."""
-    rng = np.random.default_rng([seed, 28])
-    digits = rng.integers(0, 10, config.images)
-    images = np.stack([
-        mnist_normalize(_distort(_glyph(int(d), config, rng), config, rng))
-        for d in tqdm(digits, desc="render digits", dynamic_ncols=True)
-    ])  # fmt: skip
-    return images, digits
+    """`config.images` digits (uniform over 0-9): grey images [n, 28, 28] in [0, 1] and their digits [n]. Image i
+    draws from rng([seed, i]) alone, so a larger draw extends a smaller one."""
+    images, digits = [], []
+    for index in tqdm(range(config.images), desc="render digits", dynamic_ncols=True):
+        rng = np.random.default_rng([seed, index])
+        digits.append(int(rng.integers(10)))
+        images.append(mnist_normalize(_distort(_glyph(digits[-1], config, rng), config, rng)))
+    return np.stack(images), np.array(digits)

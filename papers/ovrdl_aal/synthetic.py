@@ -23,8 +23,28 @@ class GeneratorConfig:
     render: RenderConfig = field(default_factory=RenderConfig)
 
 
-def write_dataset(config: GeneratorConfig, folder: Path) -> None:
-    gray, digits = render_digits(config.render, config.protocol.seed)
+@dataclass
+class RenderedDigitsConfig:
+    """What the rendered grey digits depend on: rendered once per draw, coloured by every protocol variant."""
+
+    render: RenderConfig
+    seed: int
+
+
+def rendered_digits(config: RenderedDigitsConfig, cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The draw's grey digits [n, 28, 28] uint8 and their digits [n], rendered on first use."""
+
+    def write(folder: Path) -> None:
+        gray, digits = render_digits(config.render, config.seed)
+        np.savez_compressed(folder / "digits.npz", gray=(gray * 255).round().astype(np.uint8), digits=digits)
+
+    folder = ensure_generated("rendered_digits", config, cache_dir, write)
+    with np.load(folder / "digits.npz") as archive:
+        return archive["gray"], archive["digits"]
+
+
+def write_dataset(config: GeneratorConfig, cache_dir: Path, folder: Path) -> None:
+    gray, digits = rendered_digits(RenderedDigitsConfig(config.render, config.protocol.seed), cache_dir)
     data = build_cmnist(gray, digits, config.protocol)
     np.savez_compressed(folder / "cmnist.npz", **data._asdict())
 
@@ -41,4 +61,4 @@ def read_dataset(folder: Path) -> CMNIST:
 
 
 def ensure_dataset(config: GeneratorConfig, cache_dir: Path) -> Path:
-    return ensure_generated("synthetic_cmnist", config, cache_dir, partial(write_dataset, config))
+    return ensure_generated("synthetic_cmnist", config, cache_dir, partial(write_dataset, config, cache_dir))
