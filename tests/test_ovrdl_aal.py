@@ -51,11 +51,12 @@ def _adversary_gradients(net: OVRDL) -> dict[str, float]:
 
 def test_the_adversary_carries_the_own_terms_and_routes_them_as_configured():
     only_own = model([[0, 0, 0], [0, 0, 0], [0, 0, 0]])  # no pair: the own-attribute terms alone
-    assert only_own.pairs() == [] and adversary_loss(only_own, torch.rand(2, 3, 16, 16), torch.zeros(2, 3).long())[0] > 0
+    images, labels = torch.rand(2, 3, 16, 16), torch.zeros(2, 3).long()
+    assert only_own.pairs() == [] and adversary_loss(only_own, images, labels)[0] > 0
     paper = _adversary_gradients(only_own)
     assert paper["E"] > 0 and paper["G0"] == paper["G1"] == paper["G2"] == 0  # own terms reach E only
     without = model([[0, 0, 0], [0, 0, 0], [0, 0, 0]], adversary_own_term=False)
-    assert adversary_loss(without, torch.rand(2, 3, 16, 16), torch.zeros(2, 3).long())[0] == 0
+    assert adversary_loss(without, images, labels)[0] == 0
     effective = _adversary_gradients(model(routing="effective"))
     assert effective["G0"] > 0 and effective["G1"] > 0 and effective["G2"] == 0  # the last G is not compiled in
     assert _adversary_gradients(model())["G2"] > 0

@@ -59,7 +59,7 @@ def test_a_smoke_run_records_both_stages_with_their_configs_and_metrics(trained_
     record = json.loads((trained_run / "results.json").read_text())
     ovrdl, aal = record["stages"]
     assert (ovrdl["name"], aal["name"]) == ("ovrdl", "aal")
-    assert ovrdl["config"]["ovrdl"]["filters"] == 4 and ovrdl["config"]["trainer"]["max_steps"] is None
+    assert ovrdl["config"]["ovrdl"]["filters"] == 4 and ovrdl["config"]["trainer"]["max_steps"] == 2
     assert aal["config"]["aal"]["mixes_per_loop"] == 9600 and aal["config"]["trainer"]["max_epochs"] == 1
     assert {f"ovrdl_{name}": value for name, value in ovrdl["metrics"].items()} == {
         name: value for name, value in record["metrics"].items() if name.startswith("ovrdl_")

@@ -69,7 +69,8 @@ class AAL(nn.Module):
         parts = [g(features[:, k]) for k, g in enumerate(self.generators)]
         loss = features.new_zeros(())
         for i, discriminator in enumerate(self.discriminators):
-            trained = [p if train else p.detach() for p, train in zip(parts, self.trained_generators(i, seen))]
+            routed = zip(parts, self.trained_generators(i, seen), strict=True)
+            trained = [part if train else part.detach() for part, train in routed]
             loss = loss + self.weights[i] * functional.cross_entropy(discriminator(sum(trained)), labels[:, i])
         penalty = sum(d.weight.abs().sum() for d in self.discriminators)
         return loss + self.config.l1 * penalty

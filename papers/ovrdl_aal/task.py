@@ -64,13 +64,14 @@ from papers.ovrdl_aal.trainees import SPLITS, AALTrainee, OVRDLTrainee, has_test
 METHODS = ("ovrdl_aal", "ovrdl", "plain")
 SOURCE_SPLITS = (("train",), ("val",), ("val", "test"))  # the trainer's training, validation and test sources
 STAGE1_OUTPUTS_FILE = "test_outputs.npz"
+HISTORY_FILE = "history.json"  # a stage's logged training losses and validation metrics by step (curves.py)
 
 
 @dataclass
 class OVRDLAALModelConfig:
     name: str = bounded("ovrdl_aal", choices=METHODS)  # both stages | stage 1 alone | identity loss only
-    stage1_steps: int = bounded(600, minimum=1)  # the image stage's steps (official: up to 10^5); trainer.*: stage 2
-    stage1_eval_every: int = bounded(100, minimum=1)  # steps between its validation passes (selection)
+    stage1_steps: int = bounded(250, minimum=1)  # the image stage's steps (official: up to 10^5); trainer.*: stage 2
+    stage1_eval_every: int = bounded(50, minimum=1)  # steps between its validation passes (selection)
     intra_op_threads: int | None = bounded(1, minimum=1)  # torch's CPU threads while training; null: torch's own
     ovrdl: OVRDLConfig = field(default_factory=OVRDLConfig)
     aal: AALConfig = field(default_factory=AALConfig)
@@ -118,6 +119,10 @@ def intra_op_threads(threads: int | None):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def write_history(history: list[dict], directory: Path) -> None:
+    (directory / HISTORY_FILE).write_text(json.dumps(history) + "\n", encoding="utf-8")
 
 
 def trained_protocol(trained_run: Path) -> CMNISTConfig:
@@ -269,6 +274,7 @@ class OVRDLAALTask(PaperTask):
         settings = self._first_stage_settings(context.settings)
         with intra_op_threads(self.model_config.intra_op_threads):
             result = context.fit(self.ovrdl_trainee(), self.load_data(), settings)
+        write_history(result.history, context.directory)
         if self.method == "ovrdl_aal":
             np.savez(context.directory / STAGE1_OUTPUTS_FILE, **result.test_outputs)
             self._keep_stage1(result.metrics, result.test_outputs)
@@ -301,6 +307,7 @@ class OVRDLAALTask(PaperTask):
         _, val, test = self._sources(features, False)
         with intra_op_threads(self.model_config.intra_op_threads):
             result = context.fit(self.aal_trainee(), (mixes, val, test))
+        write_history(result.history, context.directory)
         write_thresholds(identity_thresholds(result.test_outputs), context.directory)
         return StageOutcome(result.metrics, result)
 
