@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 from common.errors import ConfigError, DatasetError
 from papers.ovrdl_aal.aal import AAL, AALConfig, MixSource, confident_rows
+from papers.ovrdl_aal.celeba import CelebAProtocolConfig, build_celeba, kept_people
 from papers.ovrdl_aal.cmnist import CMNISTConfig, build_cmnist, training_colour
 from papers.ovrdl_aal.data import read_celeba, read_mnist_cmnist
 from papers.ovrdl_aal.ovrdl import (
@@ -17,6 +20,7 @@ from papers.ovrdl_aal.ovrdl import (
     discriminator_loss,
     one_versus_rest_targets,
 )
+from papers.ovrdl_aal.task import intra_op_threads
 from papers.ovrdl_aal.trainees import AALTrainee
 from tests.conftest import FIXTURES
 
@@ -217,8 +221,51 @@ def test_mnist_and_celeba_loaders_read_torchvision_layouts():
     with pytest.raises(DatasetError, match="MNIST is not under"):
         read_mnist_cmnist(FIXTURES / "celeba", CMNISTConfig(), "data_cards/mnist.md")
     celeba = read_celeba(FIXTURES / "celeba", ["Eyeglasses", "Smiling"], "data_cards/celeba.md")
-    assert celeba.files == ["000001.jpg", "000002.jpg", "000003.jpg", "000004.jpg"]
-    assert celeba.identity.tolist() == [7, 7, 9, 9] and celeba.partition.tolist() == [0, 0, 1, 2]
-    assert celeba.attributes.tolist() == [[0, 1], [1, 0], [0, 1], [1, 0]]
+    assert celeba.files[:3] == ["000001.jpg", "000002.jpg", "000003.jpg"] and len(celeba.files) == 32
+    assert celeba.identity[::8].tolist() == [7, 9, 11, 13] and celeba.partition[:4].tolist() == [0, 1, 2, 0]
+    assert celeba.attributes[:4].tolist() == [[0, 1], [1, 1], [0, 0], [1, 0]]
     with pytest.raises(DatasetError, match=r"no attribute\(s\) \['Bald'\]"):
         read_celeba(FIXTURES / "celeba", ["Bald"], "data_cards/celeba.md")
+
+
+def _trained_weights(threads_outside: int) -> torch.Tensor:
+    torch.set_num_threads(threads_outside)
+    net = model()
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    images, labels = torch.rand(16, 3, 16, 16), torch.tensor([[d, d // 5, d % 2] for d in range(10)] * 2)[:16]
+    with intra_op_threads(1):
+        assert torch.get_num_threads() == 1
+        for _ in range(3):
+            optimizer.zero_grad()
+            adversary_loss(net, images, labels)[0].backward()
+            optimizer.step()
+    assert torch.get_num_threads() == threads_outside  # restored
+    return net.encoder[0].weight.detach().clone()
+
+
+def test_training_runs_on_a_fixed_thread_count_whatever_the_machines():
+    before = torch.get_num_threads()
+    try:
+        torch.manual_seed(0)
+        one = _trained_weights(1)
+        torch.manual_seed(0)
+        two = _trained_weights(2)
+    finally:
+        torch.set_num_threads(before)
+    torch.testing.assert_close(one, two, rtol=0, atol=0)
+
+
+def test_celeba_follows_the_official_protocol_of_people_and_swapped_attribute_cells():
+    index = read_celeba(FIXTURES / "celeba", ["Eyeglasses"], "data_cards/celeba.md")
+    config = CelebAProtocolConfig(size=16, min_images=8)
+    data = build_celeba(index, FIXTURES / "celeba", config)
+    assert data.images.shape == (32, 3, 16, 16) and data.classes == [4, 2]
+    person, glasses = data.attributes[:, 0], data.attributes[:, 1]
+    held_out = data.split != "train"
+    # people 0 and 1 (below the median) are tested without glasses, people 2 and 3 with them
+    np.testing.assert_array_equal(held_out, ((person < 2) & (glasses == 0)) | ((person >= 2) & (glasses == 1)))
+    assert ((data.split == "val") & held_out).sum() == held_out.sum() // 2
+    assert kept_people(index, replace(config, max_identities=2)).tolist() in ([7, 9], [7, 11], [7, 13], [9, 11],
+                                                                              [9, 13], [11, 13])  # fmt: skip
+    with pytest.raises(DatasetError, match="keeps 0 people"):
+        kept_people(index, replace(config, min_images=9))

@@ -88,12 +88,12 @@ def build_cmnist(gray: np.ndarray, digits: np.ndarray, config: CMNISTConfig) -> 
     images = background * (1 - stroke) + stroke * COLOURS[colour][:, :, None, None]
     attributes = np.stack(columns, axis=1)
     split = np.where(train, "train", "test").astype(object)
-    split[_validation_half(attributes, ~train, rng)] = "val"
+    split[validation_half(attributes, ~train, rng)] = "val"
     return CMNIST((images * 255).round().astype(np.uint8), attributes, split.astype(str), names,
                   protocol_classes(config))  # fmt: skip
 
 
-def _validation_half(attributes: np.ndarray, held_out: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def validation_half(attributes: np.ndarray, held_out: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Indices of a random half of each held-out ⟨class, domain⟩ cell."""
     chosen = []
     cells = {}

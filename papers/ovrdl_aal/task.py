@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -35,9 +34,10 @@ from common.task import PaperTask
 from common.trainer import TrainerConfig
 from common.units import UnitContributions
 from papers.ovrdl_aal.aal import AALConfig, MixSource, confident_rows
+from papers.ovrdl_aal.celeba import CelebAProtocolConfig, build_celeba
 from papers.ovrdl_aal.cmnist import CMNIST, CMNISTConfig, protocol_classes, resize_images
 from papers.ovrdl_aal.contributions import add_authentication_contributions, sample_units
-from papers.ovrdl_aal.data import read_mnist_cmnist
+from papers.ovrdl_aal.data import read_celeba, read_mnist_cmnist
 from papers.ovrdl_aal.digits import RenderConfig
 from papers.ovrdl_aal.image_folder import DigitImagesConfig, read_digit_images
 from papers.ovrdl_aal.no_learning import (
@@ -87,7 +87,20 @@ class CMNISTDataConfig:
     render: RenderConfig = field(default_factory=RenderConfig)  # synthetic_cmnist's digits (digits.py)
 
 
-DATA_CONFIGS = {"synthetic_cmnist": CMNISTDataConfig, "mnist": CMNISTDataConfig, "digit_images": DigitImagesConfig}
+@dataclass
+class CelebADataConfig:
+    name: str = bounded("celeba", choices=("celeba",))
+    root: str | None = None  # <root>/celeba/ in torchvision's layout; never downloaded
+    data_card: str = "data_cards/celeba.md"
+    protocol: CelebAProtocolConfig = field(default_factory=CelebAProtocolConfig)
+
+
+DATA_CONFIGS = {
+    "synthetic_cmnist": CMNISTDataConfig,
+    "mnist": CMNISTDataConfig,
+    "celeba": CelebADataConfig,
+    "digit_images": DigitImagesConfig,
+}
 
 
 class RowSource:
@@ -143,15 +156,27 @@ class OVRDLAALTask(PaperTask):
         predicting = cfg.mode.name == "predict"
         if name == "digit_images" and not predicting:
             raise ConfigError("data=digit_images holds new images to authenticate: use it with mode=predict only.")
+        if name == "celeba" and predicting:
+            raise ConfigError("mode=predict reads digits (data=digit_images, synthetic_cmnist or mnist), not CelebA.")
         protocol = trained_protocol(Path(str(cfg.from_run))) if predicting else self.data_config.protocol
         self.input_size = protocol.size
-        self.attribute_classes = protocol_classes(protocol)  # what the model learns to tell apart
-        independence_matrix(self.model_config.ovrdl, len(self.attribute_classes))  # λ checked before any data
+        if name == "celeba":
+            attributes = 1 + len(protocol.attributes)  # the people's count comes with the data
+        else:
+            self._classes = protocol_classes(protocol)
+            attributes = len(self._classes)
+        independence_matrix(self.model_config.ovrdl, attributes)  # λ checked before any data
         self.method = self.model_config.name
         self.seed = int(cfg.seed)
         self.data: CMNIST | None = None
         self.extra_metrics: dict[str, float] = {}
         self.stage1_outputs: dict[str, np.ndarray] = {}  # stage 1's test outputs (ovrdl_aal), for its units
+
+    @property
+    def attribute_classes(self) -> list[int]:
+        """Classes per attribute, what the model learns to tell apart: the protocol's, or CelebA's kept people
+        and its attributes' two values."""
+        return self.dataset().classes if self.data_config.name == "celeba" else self._classes
 
     @property
     def model_name(self) -> str:
@@ -170,8 +195,9 @@ class OVRDLAALTask(PaperTask):
                     f"data=digit_images needs data.root=<a folder of PNG/JPEG images>; {config.data_card}."
                 )
             return Path(config.root)
-        generate = partial(ensure_dataset, GeneratorConfig(config.protocol, config.render), Path(config.cache_dir))
-        return dataset_root(config.name, config.root, config.data_card, "synthetic_cmnist", generate)
+        if config.name == "synthetic_cmnist":
+            return ensure_dataset(GeneratorConfig(config.protocol, config.render), Path(config.cache_dir))
+        return dataset_root(config.name, config.root, config.data_card, "synthetic_cmnist", generate=None)
 
     def prepare_data(self) -> None:
         self._root()
@@ -181,6 +207,10 @@ class OVRDLAALTask(PaperTask):
         if self.data is None:
             if self.data_config.name == "synthetic_cmnist":
                 self.data = read_dataset(self._root())
+            elif self.data_config.name == "celeba":
+                config = self.data_config
+                index = read_celeba(self._root(), config.protocol.attributes, config.data_card)
+                self.data = build_celeba(index, self._root(), config.protocol)
             else:
                 self.data = read_mnist_cmnist(self._root(), self.data_config.protocol, self.data_config.data_card)
         return self.data
