@@ -67,8 +67,8 @@ def test_sorted_sweeps_agree_with_the_one_threshold_at_a_time_definitions():
 def test_a_million_scores_take_well_under_a_second():
     rng = np.random.default_rng(0)
     genuine, impostor = rng.normal(1, 1, 100_000), rng.normal(0, 1, 900_000)
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: other processes on the machine do not count
     threshold, eer = eer_threshold(genuine, impostor)
     tar_at_far(genuine, impostor, 0.01)
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 1.0
     assert 0.4 < threshold < 0.6 and 0.28 < eer < 0.34  # two unit normals one apart: EER = Φ(−0.5) ≈ 0.31

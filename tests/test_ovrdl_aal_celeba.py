@@ -16,7 +16,7 @@ CELEBA = (
 
 
 def test_the_celeba_configuration_trains_both_stages_on_people_and_eyeglasses(run_cli, tmp_path):
-    completed = run_cli(*CELEBA, f"hydra.run.dir={tmp_path}")
+    completed = run_cli(*CELEBA, f"hydra.run.dir={tmp_path}", timeout=900)
     assert completed.returncode == 0, completed.stderr[-3000:]
     record = json.loads((tmp_path / "results.json").read_text())
     assert [stage["name"] for stage in record["stages"]] == ["ovrdl", "aal"]
