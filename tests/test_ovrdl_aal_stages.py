@@ -27,7 +27,8 @@ RUN = (
     "model.ovrdl.filters=4", "model.ovrdl.feature_dim=16", "model.aal.hidden=32",
     "model.aal.mixes_per_loop=9600", "trainer.max_steps=null",
 )  # fmt: skip
-PREDICT = ("paper=ovrdl_aal", "mode=predict", "logger=none", "trainer.device=cpu", "debug=smoke")
+PREDICT = ("paper=ovrdl_aal", "mode=predict", "logger=none", "trainer.device=cpu")
+DRAW = (*PREDICT, "debug=smoke")  # predictions on a generated draw: the smoke config's small one
 SCORE_COLUMNS = [f"score_{identity}" for identity in range(10)]
 METRICS = {"auc", "far", "frr", "tar_at_far1", "accuracy"}
 
@@ -58,7 +59,7 @@ def test_a_smoke_run_records_both_stages_with_their_configs_and_metrics(trained_
     record = json.loads((trained_run / "results.json").read_text())
     ovrdl, aal = record["stages"]
     assert (ovrdl["name"], aal["name"]) == ("ovrdl", "aal")
-    assert ovrdl["config"]["ovrdl"]["filters"] == 4 and ovrdl["config"]["trainer"]["max_steps"] is None
+    assert ovrdl["config"]["ovrdl"]["filters"] == 4 and ovrdl["config"]["trainer"]["max_steps"] == 2
     assert aal["config"]["aal"]["mixes_per_loop"] == 9600 and aal["config"]["trainer"]["max_epochs"] == 1
     assert {f"ovrdl_{name}": value for name, value in ovrdl["metrics"].items()} == {
         name: value for name, value in record["metrics"].items() if name.startswith("ovrdl_")
@@ -71,7 +72,7 @@ def test_a_smoke_run_records_both_stages_with_their_configs_and_metrics(trained_
 
 
 def test_predict_on_the_training_draw_reproduces_the_runs_test_metrics(run_cli, trained_run, tmp_path):
-    completed = run_cli(*PREDICT, f"from_run={trained_run}", f"hydra.run.dir={tmp_path}")
+    completed = run_cli(*DRAW, f"from_run={trained_run}", f"hydra.run.dir={tmp_path}")
     assert completed.returncode == 0, completed.stderr[-3000:]
     predicted = json.loads((tmp_path / "predictions.json").read_text())["metrics"]
     recorded = json.loads((trained_run / "results.json").read_text())["metrics"]
@@ -81,7 +82,7 @@ def test_predict_on_the_training_draw_reproduces_the_runs_test_metrics(run_cli, 
 
 
 def test_predict_scores_another_generated_draw(run_cli, trained_run, tmp_path):
-    completed = run_cli(*PREDICT, f"from_run={trained_run}", "data_seed=5", f"hydra.run.dir={tmp_path}")
+    completed = run_cli(*DRAW, f"from_run={trained_run}", "data_seed=5", f"hydra.run.dir={tmp_path}")
     assert completed.returncode == 0, completed.stderr[-3000:]
     prediction = json.loads((tmp_path / "predictions.json").read_text())
     assert prediction["from_run"] == str(trained_run) and prediction["config"]["data"]["protocol"]["seed"] == 5

@@ -14,24 +14,38 @@ def far_frr(genuine: np.ndarray, impostor: np.ndarray, threshold: float) -> tupl
     return float(np.mean(np.asarray(impostor) >= threshold)), float(np.mean(np.asarray(genuine) < threshold))
 
 
+def _rates_at_observed_scores(genuine: np.ndarray, impostor: np.ndarray, extra: float | None = None):
+    """(thresholds, FAR, FRR): every distinct observed score (and `extra`) ascending, with FAR and FRR there as
+    far_frr has them, from one sort of all scores and running counts: O(n log n)."""
+    scores = np.concatenate([genuine, impostor] + ([] if extra is None else [[extra]]))
+    is_genuine = np.zeros(len(scores), dtype=np.int64)
+    is_genuine[: len(genuine)] = 1
+    is_impostor = np.zeros(len(scores), dtype=np.int64)
+    is_impostor[len(genuine) : len(genuine) + len(impostor)] = 1
+    order = np.argsort(scores, kind="stable")
+    ordered = scores[order]
+    first = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])  # each distinct score's first position
+    genuine_below = np.r_[0, np.cumsum(is_genuine[order])][first]  # genuine < t
+    impostor_below = np.r_[0, np.cumsum(is_impostor[order])][first]
+    return ordered[first], (len(impostor) - impostor_below) / len(impostor), genuine_below / len(genuine)
+
+
 def eer_threshold(genuine: np.ndarray, impostor: np.ndarray) -> tuple[float, float]:
     """(threshold, EER): among the observed scores, the threshold where FAR and FRR are closest (the highest
-    such on ties); the EER is their mean there."""
+    such on ties); the EER is their mean there. One sorted sweep over the candidates."""
     genuine, impostor = np.asarray(genuine, dtype=np.float64), np.asarray(impostor, dtype=np.float64)
     if not len(genuine) or not len(impostor):
         raise ValueError("an EER needs genuine and impostor scores")
-    candidates = np.unique(np.concatenate([genuine, impostor]))[::-1]
-    rates = np.array([far_frr(genuine, impostor, t) for t in candidates])
-    best = int(np.argmin(np.abs(rates[:, 0] - rates[:, 1])))
-    return float(candidates[best]), float(rates[best].mean())
+    thresholds, far, frr = (values[::-1] for values in _rates_at_observed_scores(genuine, impostor))
+    best = int(np.argmin(np.abs(far - frr)))  # the first minimum from the top: the highest threshold
+    return float(thresholds[best]), float((far[best] + frr[best]) / 2)
 
 
 def tar_at_far(genuine: np.ndarray, impostor: np.ndarray, far: float = 0.01) -> float:
     """The share of genuine scores accepted at the lowest observed threshold whose FAR is at most `far`."""
     genuine, impostor = np.asarray(genuine, dtype=np.float64), np.asarray(impostor, dtype=np.float64)
-    candidates = np.unique(np.concatenate([genuine, impostor, [np.inf]]))
-    allowed = [t for t in candidates if np.mean(impostor >= t) <= far]
-    return float(np.mean(genuine >= min(allowed)))
+    thresholds, rates, _ = _rates_at_observed_scores(genuine, impostor, extra=np.inf)  # FAR(inf) = 0
+    return float(np.mean(genuine >= thresholds[int(np.argmax(rates <= far))]))
 
 
 def one_vs_rest(scores: np.ndarray, labels: np.ndarray, identity: int) -> tuple[np.ndarray, np.ndarray]:

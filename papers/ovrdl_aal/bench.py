@@ -1,7 +1,12 @@
 """OVRDL + AAL benchmarks (mode=bench): training steps per second of stage 1 (a task update, a discriminator
-update and `adversary_steps` encoder/generator updates per batch) and of stage 2 (a seen and an unseen update
-on recombined features), each against a plain classifier's step (one update of the same encoder). Each step
-goes through the shared trainer's update, on random batches; nothing is checkpointed or evaluated."""
+update and `adversary_steps` encoder/generator updates per batch) and of stage 2 (a seen update and
+`unseen_per_seen` unseen updates on recombined features), each against a plain classifier's step (one update of
+the same encoder). Each step goes through the shared trainer's update, on random batches; nothing is
+checkpointed or evaluated.
+
+The steps are timed through `Trainer.update` because a step's several updates (each its own parameter groups,
+gradient clipping, mixed-precision scaling) are that method and nowhere else; a copy here would time other
+code than training runs. Constructing a Trainer only stores its settings (no file, no model, no data)."""
 
 from __future__ import annotations
 
@@ -52,12 +57,12 @@ def run_benchmarks(task, config: OVRDLBenchConfig) -> list[BenchFigure]:
     features, _ = stage1_features(stage1_model, data.images[train], task.context.device)
     labels = data.attributes[train]
     rows = confident_rows([np.ones((len(labels), c)) / c for c in data.classes], labels, 5.0)
-    mixes = MixSource(features, labels, rows, task.model_config.aal, task.seed)
+    mixes = MixSource(features, labels, rows, task.model_config.aal, task.seed, settings.batch_size)
     aal_trainee = task.aal_trainee()
     stage2 = measure(aal_trainee, aal_trainee.build_model(), mixes)
     note = (
         f"batch {settings.batch_size}, {task.model_config.ovrdl.adversary_steps} adversary updates per "
-        f"stage-1 step, {torch.get_num_threads()} threads"
+        f"stage-1 step, {mixes.unseen_per_seen} unseen per seen update in stage 2, {torch.get_num_threads()} threads"
     )
     return [
         throughput_figure("stage 1 (OVRDL) training steps", stage1, "plain classifier step", plain, note, "steps/s"),

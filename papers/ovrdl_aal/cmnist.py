@@ -1,7 +1,11 @@
 """Coloured digits under the CMNIST protocol, with an optional second domain type.
 
 Identity = the digit. Domain 1 = the stroke colour: training digits 0-4 are drawn in colour 0 and 5-9 in
-colour 1; test digits in the swapped colours, so every test ⟨class, colour⟩ combination is unseen. Domain 2
+colour 1 (as the official `gendata_colormnist_grouped_classes.py` splits digits <= 4 and > 4 between two colours);
+test digits in the swapped colours, so every test ⟨class, colour⟩ combination is unseen. With
+`training_colours=random` (the upper row: every combination seen in training) the training digits take either
+colour at random, drawn from a stream of their own so that every other draw, the test rows included, is the
+protocol's. Domain 2
 (optional) = stroke thickness (thin / thick, by dilation): independent of everything, or, in the causal
 variant, caused by the colour (thick with probability `causal_strength` when the colour is 1, else thin with
 that probability). Validation = a random half of each test ⟨class, domain⟩ cell.
@@ -19,11 +23,13 @@ from common.config import bounded
 
 COLOURS = np.array([[1.0, 0.15, 0.15], [0.15, 1.0, 0.15]], dtype=np.float32)  # red, green strokes
 SECOND_DOMAINS = ("none", "thickness")
+TRAINING_COLOURS = ("protocol", "random")
 
 
 @dataclass
 class CMNISTConfig:
-    size: int = bounded(16, minimum=6)  # image side in pixels; the CNN encoder needs at least 6
+    size: int = bounded(28, minimum=6)  # image side in pixels (MNIST's 28); the CNN encoder needs at least 6
+    training_colours: str = bounded("protocol", choices=TRAINING_COLOURS)  # random: the all-combinations upper row
     second_domain: str = bounded("thickness", choices=SECOND_DOMAINS)
     causal: bool = False  # thickness caused by the colour instead of independent of it
     causal_strength: float = bounded(0.9, minimum=0.0, maximum=1.0)
@@ -63,6 +69,8 @@ def build_cmnist(gray: np.ndarray, digits: np.ndarray, config: CMNISTConfig) -> 
     digits = np.asarray(digits, dtype=np.int64)
     train = rng.random(len(digits)) < config.train_fraction
     colour = np.where(train, training_colour(digits), 1 - training_colour(digits))
+    if config.training_colours == "random":
+        colour = np.where(train, np.random.default_rng([config.seed, 1]).integers(0, 2, len(digits)), colour)
     names, columns = ["identity", "colour"], [digits, colour]
     strokes = [cv2.resize(g.astype(np.float32) / max(float(g.max()), 1e-6), (config.size, config.size),
                           interpolation=cv2.INTER_LINEAR) for g in gray]  # fmt: skip
@@ -80,12 +88,12 @@ def build_cmnist(gray: np.ndarray, digits: np.ndarray, config: CMNISTConfig) -> 
     images = background * (1 - stroke) + stroke * COLOURS[colour][:, :, None, None]
     attributes = np.stack(columns, axis=1)
     split = np.where(train, "train", "test").astype(object)
-    split[_validation_half(attributes, ~train, rng)] = "val"
+    split[validation_half(attributes, ~train, rng)] = "val"
     return CMNIST((images * 255).round().astype(np.uint8), attributes, split.astype(str), names,
                   protocol_classes(config))  # fmt: skip
 
 
-def _validation_half(attributes: np.ndarray, held_out: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def validation_half(attributes: np.ndarray, held_out: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Indices of a random half of each held-out ⟨class, domain⟩ cell."""
     chosen = []
     cells = {}

@@ -5,9 +5,16 @@ giving the feature f_k = G_k(E(x)); discriminators D_kj = Dense(C_j, softmax) pr
 Each batch makes three kinds of update:
   (a) task:          min over E, G, D_kk of  Σ_k w_k · CE(D_kk(f_k), y_k)                   (w_0 = 1, w_k = 0.1)
   (b) discriminator: min over D_kj, j ≠ k, of Σ_{j≠k} w_kj · MSE(D_kj(f_k), onehot(y_j)), E and G frozen
-  (c) adversary:     min over E, G of Σ_{j≠k} w_kj · MSE(D_kj(f_k), ỹ_j), D frozen, `adversary_steps` times,
+  (c) adversary:     min over E, G of Σ_{j≠k} w_kj · MSE(D_kj(f_k), ỹ_j) + Σ_k w_k · MSE(D_kk(f_k), onehot(y_k)),
+                     D frozen, `adversary_steps` (5) times,
 with the one-versus-rest target ỹ_j = C_j · π_j ⊙ (1 − onehot(y_j)) (π_j the class prior; unnormalized, as the
-official code ends up) and w_kj = 0.1 · λ[j, k], λ the independence matrix (0 for causally related pairs).
+official code ends up) and w_kj = w_j · λ[j, k] (w_0 = 1 for the pairs whose target is the identity, w_j = 0.1
+otherwise), λ the independence matrix (0 for causally related pairs); all as the official `train_cmnist_phase1.py`
+(`build_model`, `make_gan_phase_1_domain_neg`). Which parameters an update trains (`routing`):
+- paper: as the official per-layer trainable flags are written: the own-attribute terms of (c) reach E only
+  (G_k frozen there), the cross terms E and G_k;
+- effective: as Keras 2 collects those flags when the model is compiled (after the loop that sets them): every
+  term of (c) trains E and G_0 ... G_{K-2}, and the last generator G_{K-1} is not trained by (c) at all.
 The plain classifier baseline is this model over the identity alone: E, G_0, D_00 and the task loss.
 """
 
@@ -18,12 +25,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from torch.func import functional_call
 from torch.nn import functional
 
 from common.config import bounded
 from common.errors import ConfigError
 
 ENCODERS = ("cnn", "mlp")
+ROUTINGS = ("paper", "effective")
 
 
 @dataclass
@@ -34,7 +43,10 @@ class OVRDLConfig:
     feature_dim: int = bounded(128, minimum=1)
     dropout: float = bounded(0.25, minimum=0.0, below=1.0)
     domain_task_weight: float = bounded(0.1, minimum=0.0)  # w_k for k >= 1 (w_0 = 1)
-    adversarial_weight: float = bounded(0.1, minimum=0.0)  # w_kj = adversarial_weight · λ[j, k]
+    identity_pair_weight: float = bounded(1.0, minimum=0.0)  # w_k0 = 1 · λ[0, k] (official); 0.1: ablation
+    domain_pair_weight: float = bounded(0.1, minimum=0.0)  # w_kj = 0.1 · λ[j, k], j >= 1
+    adversary_own_term: bool = True  # (c) carries Σ_k w_k MSE(D_kk(f_k), onehot(y_k)) (official); false: ablation
+    routing: str = bounded("paper", choices=ROUTINGS)  # the trainable flags as written | as Keras 2 compiles them
     independence: list[list[float]] | None = None  # λ [K, K], entries >= 0; null: 1 − I (every pair independent)
     adversary_steps: int = bounded(5, minimum=1)
 
@@ -95,9 +107,11 @@ class OVRDL(nn.Module):
             nn.ModuleList(nn.Linear(config.feature_dim, c) for c in classes) for _ in range(attributes)
         )  # D[k][j]
         lam = independence_matrix(config, attributes)
+        target_weights = np.array([config.identity_pair_weight] + [config.domain_pair_weight] * (attributes - 1))
         self.register_buffer(
-            "pair_weights", torch.tensor(config.adversarial_weight * lam.T, dtype=torch.float32)
-        )  # w[k, j]
+            "pair_weights", torch.tensor(target_weights[None, :] * lam.T, dtype=torch.float32)
+        )  # w[k, j] = w_j · λ[j, k]
+        self.own_weights = target_weights.tolist()  # the own-attribute terms of (c): w_k, not scaled by λ
         for index, prior in enumerate(priors):
             self.register_buffer(f"prior_{index}", torch.tensor(prior, dtype=torch.float32))
         self.task_weights = [1.0] + [config.domain_task_weight] * (attributes - 1)
@@ -112,6 +126,12 @@ class OVRDL(nn.Module):
     def features(self, images: torch.Tensor) -> list[torch.Tensor]:
         encoded = self.encoder(images)
         return [generator(encoded) for generator in self.generators]
+
+    def feature_with_fixed_generator(self, encoded: torch.Tensor, attribute: int) -> torch.Tensor:
+        """f_k = G_k(encoded) with G_k's parameters held fixed: the gradient reaches the encoder only."""
+        generator = self.generators[attribute]
+        fixed = {name: value.detach() for name, value in generator.named_parameters()}
+        return functional_call(generator, fixed, (encoded,))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Identity probabilities D_00(f_0) [B, C_0]."""
@@ -164,8 +184,21 @@ def discriminator_loss(model: OVRDL, images: torch.Tensor, labels: torch.Tensor)
 
 
 def adversary_loss(model: OVRDL, images: torch.Tensor, labels: torch.Tensor):
-    """(c) Σ_{j≠k} w_kj · MSE(D_kj(f_k), ỹ_j); only E and G are stepped (D is frozen by the caller)."""
-    return _adversarial(model, model.features(images), labels, one_versus_rest=True), {}
+    """(c) Σ_{j≠k} w_kj · MSE(D_kj(f_k), ỹ_j) [+ Σ_k w_k · MSE(D_kk(f_k), onehot(y_k))], routed per
+    `config.routing`; only E and G are stepped (D is frozen by the caller)."""
+    encoded = model.encoder(images)
+    live = [generator(encoded) for generator in model.generators]
+    last = model.attributes - 1
+    if model.config.routing == "effective":  # G_{K-1} untrained by (c); every term reaches E and the other G_k
+        live[last] = model.feature_with_fixed_generator(encoded, last)
+    loss = _adversarial(model, live, labels, one_versus_rest=True)
+    if model.config.adversary_own_term:
+        for k in range(model.attributes):
+            own = live[k] if model.config.routing == "effective" else model.feature_with_fixed_generator(encoded, k)
+            predicted = torch.softmax(model.discriminators[k][k](own), dim=1)
+            target = functional.one_hot(labels[:, k], predicted.shape[1]).to(predicted.dtype)
+            loss = loss + model.own_weights[k] * functional.mse_loss(predicted, target)
+    return loss, {}
 
 
 def as_pixels(images: np.ndarray) -> torch.Tensor:

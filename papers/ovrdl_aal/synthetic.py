@@ -1,9 +1,10 @@
-"""Generator of `synthetic_cmnist`: scikit-learn's bundled handwritten digits (8 × 8, 1,797 images) upscaled
-and coloured under the CMNIST protocol (cmnist.py), with the optional thickness domain, written as one .npz
-file (data_cards/synthetic_cmnist.md)."""
+"""Generator of `synthetic_cmnist`: digits rendered at MNIST's scale from OpenCV's Hershey fonts with random
+affine and elastic distortion and stroke width (digits.py), coloured under the CMNIST protocol (cmnist.py), with
+the optional thickness domain, written as one .npz file (data_cards/synthetic_cmnist.md)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -11,13 +12,40 @@ import numpy as np
 
 from common.data.generated import ensure_generated
 from papers.ovrdl_aal.cmnist import CMNIST, CMNISTConfig, build_cmnist
+from papers.ovrdl_aal.digits import RenderConfig, render_digits
 
 
-def write_dataset(config: CMNISTConfig, folder: Path) -> None:
-    from sklearn.datasets import load_digits
+@dataclass
+class GeneratorConfig:
+    """What the generated folder depends on (its cache fingerprint)."""
 
-    digits = load_digits()
-    data = build_cmnist(digits.images, digits.target, config)
+    protocol: CMNISTConfig = field(default_factory=CMNISTConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
+
+
+@dataclass
+class RenderedDigitsConfig:
+    """What the rendered grey digits depend on: rendered once per draw, coloured by every protocol variant."""
+
+    render: RenderConfig
+    seed: int
+
+
+def rendered_digits(config: RenderedDigitsConfig, cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The draw's grey digits [n, 28, 28] uint8 and their digits [n], rendered on first use."""
+
+    def write(folder: Path) -> None:
+        gray, digits = render_digits(config.render, config.seed)
+        np.savez_compressed(folder / "digits.npz", gray=(gray * 255).round().astype(np.uint8), digits=digits)
+
+    folder = ensure_generated("rendered_digits", config, cache_dir, write)
+    with np.load(folder / "digits.npz") as archive:
+        return archive["gray"], archive["digits"]
+
+
+def write_dataset(config: GeneratorConfig, cache_dir: Path, folder: Path) -> None:
+    gray, digits = rendered_digits(RenderedDigitsConfig(config.render, config.protocol.seed), cache_dir)
+    data = build_cmnist(gray, digits, config.protocol)
     np.savez_compressed(folder / "cmnist.npz", **data._asdict())
 
 
@@ -32,5 +60,5 @@ def read_dataset(folder: Path) -> CMNIST:
         )
 
 
-def ensure_dataset(config: CMNISTConfig, cache_dir: Path) -> Path:
-    return ensure_generated("synthetic_cmnist", config, cache_dir, partial(write_dataset, config))
+def ensure_dataset(config: GeneratorConfig, cache_dir: Path) -> Path:
+    return ensure_generated("synthetic_cmnist", config, cache_dir, partial(write_dataset, config, cache_dir))

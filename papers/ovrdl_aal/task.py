@@ -1,10 +1,12 @@
 """OVRDL + AAL (Liang et al., CVPR 2019) for the shared runner, as declared stages.
 
 `model.name`:
-- ovrdl_aal: stage `ovrdl` (OVRDL on the images, its own schedule of `model.stage1_epochs` epochs), then stage
-  `aal` (AAL on recombinations of the features of stage 1's model, read back from stage 1's directory: the run's
-  model); the run also records stage 1's test metrics (ovrdl_*);
+- ovrdl_aal: stage `ovrdl` (OVRDL on the images for `model.stage1_steps` steps), then stage `aal` (AAL on
+  recombinations of the features of stage 1's model, read back from stage 1's directory: the run's model);
+  the run also records stage 1's test metrics (ovrdl_*);
 - ovrdl: stage `ovrdl` alone; plain: stage `plain`, the same encoder with the identity's task loss only.
+Each stage keeps the checkpoint with the best validation AUC (trainer.early_stopping), as the official code keeps
+the stage-1 feature file named by its validation AUC.
 Evaluation is on the test ⟨class, domain⟩ cells (all unseen in training): identity scores give the mean
 one-versus-rest AUC, FAR and FRR at each identity's EER threshold chosen on the validation half of those
 cells, TAR at FAR = 1% and top-1 accuracy; their per-sample contributions (contributions.py) go to units.npz,
@@ -15,8 +17,8 @@ the thresholds to the last stage's thresholds.json for mode=predict (prediction.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -32,9 +34,11 @@ from common.task import PaperTask
 from common.trainer import TrainerConfig
 from common.units import UnitContributions
 from papers.ovrdl_aal.aal import AALConfig, MixSource, confident_rows
+from papers.ovrdl_aal.celeba import CelebAProtocolConfig, build_celeba
 from papers.ovrdl_aal.cmnist import CMNIST, CMNISTConfig, protocol_classes, resize_images
 from papers.ovrdl_aal.contributions import add_authentication_contributions, sample_units
-from papers.ovrdl_aal.data import read_mnist_cmnist
+from papers.ovrdl_aal.data import read_celeba, read_mnist_cmnist
+from papers.ovrdl_aal.digits import RenderConfig
 from papers.ovrdl_aal.image_folder import DigitImagesConfig, read_digit_images
 from papers.ovrdl_aal.no_learning import (
     SCORERS,
@@ -54,18 +58,21 @@ from papers.ovrdl_aal.prediction import (
     write_scores,
     write_thresholds,
 )
-from papers.ovrdl_aal.synthetic import ensure_dataset, read_dataset
+from papers.ovrdl_aal.synthetic import GeneratorConfig, ensure_dataset, read_dataset
 from papers.ovrdl_aal.trainees import SPLITS, AALTrainee, OVRDLTrainee, has_test_rows, identity_metrics, rows_by_split
 
 METHODS = ("ovrdl_aal", "ovrdl", "plain")
 SOURCE_SPLITS = (("train",), ("val",), ("val", "test"))  # the trainer's training, validation and test sources
 STAGE1_OUTPUTS_FILE = "test_outputs.npz"
+HISTORY_FILE = "history.json"  # a stage's logged training losses and validation metrics by step (curves.py)
 
 
 @dataclass
 class OVRDLAALModelConfig:
     name: str = bounded("ovrdl_aal", choices=METHODS)  # both stages | stage 1 alone | identity loss only
-    stage1_epochs: int = bounded(20, minimum=1)  # stage 1's schedule in a two-stage run (trainer.* otherwise)
+    stage1_steps: int = bounded(250, minimum=1)  # the image stage's steps (official: up to 10^5); trainer.*: stage 2
+    stage1_eval_every: int = bounded(50, minimum=1)  # steps between its validation passes (selection)
+    intra_op_threads: int | None = bounded(1, minimum=1)  # torch's CPU threads while training; null: torch's own
     ovrdl: OVRDLConfig = field(default_factory=OVRDLConfig)
     aal: AALConfig = field(default_factory=AALConfig)
 
@@ -77,9 +84,23 @@ class CMNISTDataConfig:
     cache_dir: str = ".cache/reprozoo"
     data_card: str = "data_cards/synthetic_cmnist.md"
     protocol: CMNISTConfig = field(default_factory=CMNISTConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)  # synthetic_cmnist's digits (digits.py)
 
 
-DATA_CONFIGS = {"synthetic_cmnist": CMNISTDataConfig, "mnist": CMNISTDataConfig, "digit_images": DigitImagesConfig}
+@dataclass
+class CelebADataConfig:
+    name: str = bounded("celeba", choices=("celeba",))
+    root: str | None = None  # <root>/celeba/ in torchvision's layout; never downloaded
+    data_card: str = "data_cards/celeba.md"
+    protocol: CelebAProtocolConfig = field(default_factory=CelebAProtocolConfig)
+
+
+DATA_CONFIGS = {
+    "synthetic_cmnist": CMNISTDataConfig,
+    "mnist": CMNISTDataConfig,
+    "celeba": CelebADataConfig,
+    "digit_images": DigitImagesConfig,
+}
 
 
 class RowSource:
@@ -100,6 +121,23 @@ class RowSource:
         }
 
 
+@contextmanager
+def intra_op_threads(threads: int | None):
+    """Run with torch's CPU intra-op threads fixed to `threads` (None: unchanged), restoring them after. With a
+    fixed count the float reductions, hence the results, do not depend on the machine's thread count."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def write_history(history: list[dict], directory: Path) -> None:
+    (directory / HISTORY_FILE).write_text(json.dumps(history) + "\n", encoding="utf-8")
+
+
 def trained_protocol(trained_run: Path) -> CMNISTConfig:
     """The protocol a finished run's model was trained on (its input size and attributes), from its record."""
     record = json.loads((trained_run / "results.json").read_text(encoding="utf-8"))
@@ -118,15 +156,27 @@ class OVRDLAALTask(PaperTask):
         predicting = cfg.mode.name == "predict"
         if name == "digit_images" and not predicting:
             raise ConfigError("data=digit_images holds new images to authenticate: use it with mode=predict only.")
+        if name == "celeba" and predicting:
+            raise ConfigError("mode=predict reads digits (data=digit_images, synthetic_cmnist or mnist), not CelebA.")
         protocol = trained_protocol(Path(str(cfg.from_run))) if predicting else self.data_config.protocol
         self.input_size = protocol.size
-        self.attribute_classes = protocol_classes(protocol)  # what the model learns to tell apart
-        independence_matrix(self.model_config.ovrdl, len(self.attribute_classes))  # λ checked before any data
+        if name == "celeba":
+            attributes = 1 + len(protocol.attributes)  # the people's count comes with the data
+        else:
+            self._classes = protocol_classes(protocol)
+            attributes = len(self._classes)
+        independence_matrix(self.model_config.ovrdl, attributes)  # λ checked before any data
         self.method = self.model_config.name
         self.seed = int(cfg.seed)
         self.data: CMNIST | None = None
         self.extra_metrics: dict[str, float] = {}
         self.stage1_outputs: dict[str, np.ndarray] = {}  # stage 1's test outputs (ovrdl_aal), for its units
+
+    @property
+    def attribute_classes(self) -> list[int]:
+        """Classes per attribute, what the model learns to tell apart: the protocol's, or CelebA's kept people
+        and its attributes' two values."""
+        return self.dataset().classes if self.data_config.name == "celeba" else self._classes
 
     @property
     def model_name(self) -> str:
@@ -145,8 +195,9 @@ class OVRDLAALTask(PaperTask):
                     f"data=digit_images needs data.root=<a folder of PNG/JPEG images>; {config.data_card}."
                 )
             return Path(config.root)
-        generate = partial(ensure_dataset, config.protocol, Path(config.cache_dir))
-        return dataset_root(config.name, config.root, config.data_card, "synthetic_cmnist", generate)
+        if config.name == "synthetic_cmnist":
+            return ensure_dataset(GeneratorConfig(config.protocol, config.render), Path(config.cache_dir))
+        return dataset_root(config.name, config.root, config.data_card, "synthetic_cmnist", generate=None)
 
     def prepare_data(self) -> None:
         self._root()
@@ -156,6 +207,10 @@ class OVRDLAALTask(PaperTask):
         if self.data is None:
             if self.data_config.name == "synthetic_cmnist":
                 self.data = read_dataset(self._root())
+            elif self.data_config.name == "celeba":
+                config = self.data_config
+                index = read_celeba(self._root(), config.protocol.attributes, config.data_card)
+                self.data = build_celeba(index, self._root(), config.protocol)
             else:
                 self.data = read_mnist_cmnist(self._root(), self.data_config.protocol, self.data_config.data_card)
         return self.data
@@ -228,10 +283,11 @@ class OVRDLAALTask(PaperTask):
         ]  # fmt: skip
 
     def _first_stage_settings(self, settings: TrainerConfig) -> TrainerConfig:
-        """Stage 1 of a two-stage run keeps its own schedule; a one-stage run trains with trainer.* as given."""
-        if self.method != "ovrdl_aal":
-            return settings
-        return replace(settings, max_epochs=self.model_config.stage1_epochs, max_steps=None)
+        """The image stage (`ovrdl` or `plain`) runs by steps, as the official code, with its own validation
+        passes; the rest of trainer.* (batch, optimizers, the selection metric) as given."""
+        config = self.model_config
+        return replace(settings, max_epochs=config.stage1_steps, max_steps=config.stage1_steps,
+                       eval_every=config.stage1_eval_every)  # fmt: skip
 
     def _first_stage_config(self) -> dict:
         settings = typed_config(TrainerConfig, self.cfg.trainer, "trainer")
@@ -246,7 +302,9 @@ class OVRDLAALTask(PaperTask):
     def _run_first_stage(self, context: StageContext) -> StageOutcome:
         seed_everything(context.seed, context.settings.deterministic)
         settings = self._first_stage_settings(context.settings)
-        result = context.fit(self.ovrdl_trainee(), self.load_data(), settings)
+        with intra_op_threads(self.model_config.intra_op_threads):
+            result = context.fit(self.ovrdl_trainee(), self.load_data(), settings)
+        write_history(result.history, context.directory)
         if self.method == "ovrdl_aal":
             np.savez(context.directory / STAGE1_OUTPUTS_FILE, **result.test_outputs)
             self._keep_stage1(result.metrics, result.test_outputs)
@@ -275,9 +333,11 @@ class OVRDLAALTask(PaperTask):
         labels = data.attributes[train]
         config = self.model_config.aal
         rows = confident_rows([p[train] for p in probabilities], labels, config.confidence_percentile)
-        mixes = MixSource(features[train], labels, rows, config, context.seed)
+        mixes = MixSource(features[train], labels, rows, config, context.seed, context.settings.batch_size)
         _, val, test = self._sources(features, False)
-        result = context.fit(self.aal_trainee(), (mixes, val, test))
+        with intra_op_threads(self.model_config.intra_op_threads):
+            result = context.fit(self.aal_trainee(), (mixes, val, test))
+        write_history(result.history, context.directory)
         write_thresholds(identity_thresholds(result.test_outputs), context.directory)
         return StageOutcome(result.metrics, result)
 
@@ -374,4 +434,5 @@ class OVRDLAALTask(PaperTask):
     def bench(self):
         from papers.ovrdl_aal.bench import OVRDLBenchConfig, run_benchmarks
 
-        return run_benchmarks(self, typed_config(OVRDLBenchConfig, self.cfg.get("bench"), "bench"))
+        with intra_op_threads(self.model_config.intra_op_threads):  # as the training runs
+            return run_benchmarks(self, typed_config(OVRDLBenchConfig, self.cfg.get("bench"), "bench"))

@@ -96,8 +96,8 @@ class OVRDLTrainee(IdentityTrainee):
 
 
 class AALTrainee(IdentityTrainee):
-    """Stage 2 on recombined stage-1 features: per batch the seen mixes' update, then the unseen mixes' (each
-    skipped when the batch has none)."""
+    """Stage 2 on recombined stage-1 features: per step one update on the batch's seen mixes, then one per
+    batch-sized chunk of its unseen mixes (MixSource's schedule)."""
 
     def __init__(self, context: DistributedContext, config: AALConfig, feature_dim: int, classes: list[int]):
         super().__init__(context, "ovrdl_aal")
@@ -113,10 +113,14 @@ class AALTrainee(IdentityTrainee):
         return model.loss(batch["features"], batch["labels"], seen=True), {}
 
     def training_step(self, model: AAL, batch: dict[str, torch.Tensor], update: Callable) -> dict[str, float]:
-        logs = {}
-        for name, rows in (("seen", batch["seen"]), ("unseen", ~batch["seen"])):
-            if rows.any():
-                features, labels = batch["features"][rows], batch["labels"][rows]
-                step = update(lambda f=features, y=labels, s=(name == "seen"): (model.loss(f, y, seen=s), {}), ["aal"])
-                logs[f"{name}_loss"] = step["loss"]
-        return {"loss": sum(logs.values()), **logs}
+        seen = batch["seen"]
+        size = int(seen.sum())
+        features, labels = batch["features"], batch["labels"]
+        logs = update(lambda: (model.loss(features[seen], labels[seen], seen=True), {}), ["aal"])
+        logs = {"seen_loss": logs["loss"]}
+        unseen_features, unseen_labels = features[~seen], labels[~seen]
+        for start in range(0, len(unseen_labels), size):
+            chunk = slice(start, start + size)
+            step = update(lambda c=chunk: (model.loss(unseen_features[c], unseen_labels[c], seen=False), {}), ["aal"])
+            logs["unseen_loss"] = step["loss"]
+        return {"loss": logs["seen_loss"] + logs.get("unseen_loss", 0.0), **logs}
