@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,14 @@ from common.errors import ConfigError, DatasetError
 from common.task import BatchSource, PaperTask
 from common.units import UnitContributions
 from papers.ml_fsic.baselines import EpisodeHeadConfig, FineTunedClassifier, LaSOClassifier
-from papers.ml_fsic.data import MultiLabelImages, label_vectors, load_pixels, read_coco, read_voc, split_by_labels
+from papers.ml_fsic.data import (
+    MultiLabelImages,
+    check_split_size,
+    load_pixels,
+    read_coco,
+    read_voc,
+    split_by_labels,
+)
 from papers.ml_fsic.episodes_source import EpisodeSource
 from papers.ml_fsic.evaluation import episode_metrics, episode_units, metrics_by_shots
 from papers.ml_fsic.model import PrototypeModelConfig, WordGuidedPrototypes, episode_loss
@@ -35,6 +41,7 @@ from papers.ml_fsic.prediction import (
     write_support,
 )
 from papers.ml_fsic.synthetic import SyntheticMultiLabelConfig, check_generator, ensure_dataset
+from papers.ml_fsic.word_vectors import label_vectors
 
 DATASETS = ("synthetic_multilabel", "coco", "voc2007")
 MODELS = ("word_guided", "mean_prototype", "finetuned_classifier", "laso")  # mean_prototype: ProtoNet
@@ -58,7 +65,13 @@ class MultiLabelDataConfig:
     root: str | None = None  # COCO 2014 (annotations/, train2014/, val2014/) or VOCdevkit/VOC2007; never downloaded
     # VOC 2007 image sets pooled
     image_sets: list[str] = bounded(default_factory=lambda: ["trainval", "test"], choices=VOC_IMAGE_SETS)
-    word_vectors: str | None = None  # GloVe text file; default <dataset>/word_vectors.txt for the generated set
+    # GloVe / word2vec text or the authors' JSON lines (papers/ml_fsic/word_vectors.py); required for COCO and VOC,
+    # default <dataset>/word_vectors.txt for the generated set
+    word_vectors: str | None = None
+    aliases: dict[str, str] = field(
+        default_factory=dict
+    )  # label name -> the words to look up ("diningtable": "dining table")
+    keep_difficult: bool = True  # VOC: objects marked difficult count as labels
     label_split: str | None = None  # JSON {train: [...], val: [...], test: [...]}; default <dataset>/label_split.json
     image_size: int = bounded(96, minimum=1)
     cache_dir: str = ".cache/reprozoo"
@@ -68,11 +81,21 @@ class MultiLabelDataConfig:
 
 
 @dataclass
+class WaysConfig:
+    """Labels per episode in each split; null: every label of the split, as the authors' episodes (all 52 training
+    labels per training episode, all 16 test labels per test episode on COCO)."""
+
+    train: int | None = bounded(None, minimum=1)
+    val: int | None = bounded(None, minimum=1)
+    test: int | None = bounded(None, minimum=1)
+
+
+@dataclass
 class EpisodeConfig:
-    ways: int = bounded(5, minimum=1)
+    ways: WaysConfig = field(default_factory=WaysConfig)
     train_episodes: int = bounded(2000, minimum=1)  # one optimizer step each
-    train_shots: int = bounded(1, minimum=1)  # the authors' training episodes: 1 support image per label
-    queries_per_label: int = bounded(4, minimum=1)
+    train_shots: int = bounded(1, minimum=1)  # model_train.yaml: k_shot 1 (the first of sub_batch_size 5 images)
+    queries_per_label: int = bounded(4, minimum=1)  # the other 4 of each label's 5 images
     # 0: no support image (word vectors only)
     test_shots: list[int] = bounded(default_factory=lambda: [1, 5, 0], minimum=0)
     test_episodes: int = bounded(100, minimum=1)  # per shot count
@@ -116,7 +139,7 @@ class MLFSICTask(PaperTask):
         if self.data_config.name == "synthetic_multilabel":
             return read_coco([root / "annotations" / "instances.json"], [root / "images"], card, keep_unannotated)
         if self.data_config.name == "voc2007":
-            return read_voc(root, self.data_config.image_sets, card)
+            return read_voc(root, self.data_config.image_sets, card, self.data_config.keep_difficult)
         files = [root / "annotations" / f"instances_{split}.json" for split in ("train2014", "val2014")]
         return read_coco(files, [root / "train2014", root / "val2014"], card, keep_unannotated)
 
@@ -133,40 +156,51 @@ class MLFSICTask(PaperTask):
         return split_path, json.loads(split_path.read_text())
 
     def _word_vectors(self, root: Path, labels: list[str]) -> torch.Tensor:
-        path = Path(self.data_config.word_vectors or root / "word_vectors.txt")
-        return torch.from_numpy(label_vectors(path, labels, self.data_config.data_card))
+        config = self.data_config
+        if not config.word_vectors and config.name != "synthetic_multilabel":
+            raise ConfigError(
+                f"data.word_vectors is not set: {config.name} needs a word vector file, e.g. "
+                f"data.word_vectors=/path/to/glove.6B.300d.txt (data_cards/glove.md)."
+            )
+        path = Path(config.word_vectors or root / "word_vectors.txt")
+        return torch.from_numpy(label_vectors(path, labels, config.data_card, dict(config.aliases)))
 
     def load_data(self):
         root = self._root()
         split_path, label_split = self._label_split(root)
         splits = split_by_labels(self._images(root), label_split)
-        sources = {}
-        for name in ("train", "val", "test"):
-            part = splits[name]
-            sources[name] = (self._pixels(part.paths), part.labels, self._word_vectors(root, part.label_names))
-        self.word_dim = sources["train"][2].shape[1]
-        self.train_labels = len(splits["train"].label_names)
+        names = [name for part in splits.values() for name in part.label_names]
+        vectors = dict(zip(names, self._word_vectors(root, names), strict=True))  # the file is read once
         episodes = self.episodes
+        shots = {"train": [episodes.train_shots], "val": episodes.test_shots, "test": episodes.test_shots}
         for name, part in splits.items():
-            if len(part.label_names) < episodes.ways:
-                raise ConfigError(
-                    f"episodes.ways={episodes.ways} but the {name} split has {len(part.label_names)} labels "
-                    f"({split_path}); lower episodes.ways or give the split more labels."
-                )
-        source = partial(EpisodeSource, ways=episodes.ways, queries_per_label=episodes.queries_per_label)
-        train = source(*sources["train"], episodes.train_episodes, shots=[episodes.train_shots], seed=self.seed)
-        evaluation = partial(source, shots=episodes.test_shots)
-        count = len(episodes.test_shots)
-        val = evaluation(*sources["val"], episodes.val_episodes * count, seed=VAL_SEED_OFFSET + self.seed)
-        test = evaluation(*sources["test"], episodes.test_episodes * count, seed=self.test_episode_seed)
-        return train, val, test
+            check_split_size(name, part, getattr(episodes.ways, name), max(shots[name]), split_path)
+        self.word_dim = len(next(iter(vectors.values())))
+        self.train_labels = len(splits["train"].label_names)
+        seeds = {"train": self.seed, "val": VAL_SEED_OFFSET + self.seed, "test": self.test_episode_seed}
+        counts = {"train": episodes.train_episodes, "val": episodes.val_episodes, "test": episodes.test_episodes}
+        counts["val"] *= len(episodes.test_shots)
+        counts["test"] *= len(episodes.test_shots)
+        return tuple(
+            EpisodeSource(
+                self._pixels(splits[name].paths),
+                splits[name].labels,
+                torch.stack([vectors[label] for label in splits[name].label_names]),
+                counts[name],
+                ways=getattr(episodes.ways, name),
+                shots=shots[name],
+                queries_per_label=episodes.queries_per_label,
+                seed=seeds[name],
+            )
+            for name in ("train", "val", "test")
+        )
 
     def build_model(self):
         config = self.model_config.prototypes
         if self.method in CLASSIFIERS:
             return CLASSIFIERS[self.method](config, self.train_labels, self.model_config.episode_head)
         if self.method == "mean_prototype":
-            config = replace(config, attention=False, weighting="mean")
+            config = replace(config, attention="global_vector", weighting="mean")
         return WordGuidedPrototypes(config, self.word_dim)
 
     def loss(self, model, batch):
