@@ -1,10 +1,10 @@
 """N-way K-shot multi-label episodes.
 
 An episode draws N labels of a split (every label of the split with `ways=None`, as the authors' episodes do:
-their training episodes hold all 52 training labels, their test all 16 test labels); for each label, K support images that show it (fewer only where the
-split has fewer), then query images that show it; images are distinct across the support and the query
-sets. An image's targets are its labels among the episode's N, so every target is an episode label; with
-`exclusive=True` only images all of whose labels are episode labels are drawn.
+their training episodes hold all 52 training labels, their test all 16 test labels); for each label, K support
+images that show it (fewer only where the split has fewer), then query images that show it; images are distinct
+across the support and the query sets. An image's targets are its labels among the episode's N, so every target
+is an episode label; with `exclusive=True` only images all of whose labels are episode labels are drawn.
 """
 
 from __future__ import annotations

@@ -33,6 +33,9 @@ BLOCKS = ("authors", "query_residual")
 class PrototypeModelConfig:
     backbone: str = "resnet50"  # timm name; the reduced default is set in the paper config
     backbone_weights: str | None = None  # a local timm checkpoint (nothing is downloaded)
+    # True: the backbone keeps its initial (or given) weights, and each image's local features are computed once
+    # per run and cached (the authors fine-tune it: finetune=True)
+    freeze_backbone: bool = False
     dim: int = bounded(512, minimum=1)  # model_train.yaml: embed_size 512, hidden_size 512
     heads: int = bounded(8, minimum=1)  # num_heads 8
     mlp_dim: int = bounded(1024, minimum=1)  # mlp_dim 1024
@@ -47,14 +50,21 @@ class PrototypeModelConfig:
     weighting: str = bounded("word_guided", choices=("word_guided", "mean"))
 
 
+def frozen_or_trained_backbone(config: PrototypeModelConfig) -> nn.Module:
+    """The timm backbone's last stage; with `freeze_backbone`, its parameters never train."""
+    backbone = feature_backbone(config.backbone, config.backbone_weights, (-1,))
+    backbone.requires_grad_(not config.freeze_backbone)
+    return backbone
+
+
 def score(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """s(a, b) = 20 (1 - ||â - b̂||) for every pair: a [..., A, d], b [..., B, d] -> [..., A, B]."""
     return SCALE * (1 - torch.cdist(functional.normalize(a, dim=-1), functional.normalize(b, dim=-1)))
 
 
 class LabelAttention(nn.Module):
-    """Multi-head attention of label queries [N, d] over each image's locations [S, L, d] -> [S, N, d]
-    (atten_purify.py: Attention); `uniform` replaces the attention weights by 1/L."""
+    """Multi-head attention of label queries [N, d] (shared by the images) or [S, N, d] over each image's locations
+    [S, L, d] -> [S, N, d] (atten_purify.py: Attention); `uniform` replaces the attention weights by 1/L."""
 
     def __init__(self, dim: int, heads: int, dropout: float, uniform: bool):
         super().__init__()
@@ -68,7 +78,7 @@ class LabelAttention(nn.Module):
     def forward(self, queries: torch.Tensor, locations: torch.Tensor) -> torch.Tensor:
         values = self._split(self.value(locations))  # [S, heads, L, d/h]
         if self.uniform:
-            weights = torch.full((*values.shape[:2], len(queries), values.shape[2]), 1 / values.shape[2])
+            weights = torch.full((*values.shape[:2], queries.shape[-2], values.shape[2]), 1 / values.shape[2])
             weights = weights.to(values)
         else:
             q, k = self._split(self.query(queries)), self._split(self.key(locations))  # [heads, N, d/h], [S, ...]
@@ -118,7 +128,8 @@ class CrossModalBlock(nn.Module):
 class WordGuidedPrototypes(nn.Module):
     def __init__(self, config: PrototypeModelConfig, word_dim: int):
         super().__init__()
-        self.backbone = feature_backbone(config.backbone, config.backbone_weights, (-1,))
+        self.backbone = frozen_or_trained_backbone(config)
+        self.takes_features = config.freeze_backbone  # inputs are cached local features, not images
         feature_dim = self.backbone.feature_info.channels()[-1]
         self.image_projection = nn.Linear(feature_dim, config.dim)  # W_v (vis_fc)
         self.word_projection = nn.Linear(word_dim, config.dim)  # W_t (tex_fc)
@@ -127,7 +138,7 @@ class WordGuidedPrototypes(nn.Module):
 
     def features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Local features F [B, C, h, w] and global vectors v [B, d]; computed once per image per episode."""
-        (local,) = self.backbone(images)
+        local = images if self.takes_features else self.backbone(images)[0]
         return local, self.image_projection(local.mean((2, 3)))
 
     def prototypes(self, local: torch.Tensor, global_: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor):
@@ -136,17 +147,18 @@ class WordGuidedPrototypes(nn.Module):
         support_scores = score(global_, labels)  # [S, N]
         if len(targets) == 0:  # no support set at all: every prototype from its word vector
             return labels, support_scores
-        if self.attend is not None:
-            parts = self.attend(labels, local)  # z_{i,l}: [S, N, d]
-        else:
-            parts = global_.unsqueeze(1).expand(-1, len(labels), -1)
         has_label = targets > 0.5
+        images, label_ids = has_label.nonzero(as_tuple=True)  # the (i, l) pairs with y_il = 1, as the authors
+        if self.attend is not None:  # z_{i,l} of those pairs only: [P, d]
+            parts = self.attend(labels[label_ids].unsqueeze(1), local[images])[:, 0]
+        else:
+            parts = global_[images]
         if self.weighting == "mean":
             weights = has_label.float() / has_label.sum(0, keepdim=True).clamp(min=1)
         else:
             weights = torch.softmax(support_scores.masked_fill(~has_label, float("-inf")), dim=0)
-            weights = torch.nan_to_num(weights)  # a label without support images: all -inf, weights 0
-        prototypes = torch.einsum("sn,snd->nd", weights, parts)
+        pair_weights = weights[images, label_ids].unsqueeze(1)
+        prototypes = torch.zeros_like(labels).index_add(0, label_ids, pair_weights * parts)
         unsupported = ~has_label.any(0)
         return torch.where(unsupported[:, None], labels, prototypes), support_scores
 

@@ -26,7 +26,8 @@ from papers.ml_fsic.data import (
 )
 from papers.ml_fsic.episodes_source import EpisodeSource
 from papers.ml_fsic.evaluation import episode_metrics, episode_units, metrics_by_shots
-from papers.ml_fsic.model import PrototypeModelConfig, WordGuidedPrototypes, episode_loss
+from papers.ml_fsic.feature_cache import cache_key, cached_features
+from papers.ml_fsic.model import PrototypeModelConfig, WordGuidedPrototypes, episode_loss, frozen_or_trained_backbone
 from papers.ml_fsic.no_learning import SCORERS, build_scorer, score_episodes
 from papers.ml_fsic.prediction import (
     SupportSet,
@@ -44,7 +45,8 @@ from papers.ml_fsic.synthetic import SyntheticMultiLabelConfig, check_generator,
 from papers.ml_fsic.word_vectors import label_vectors
 
 DATASETS = ("synthetic_multilabel", "coco", "voc2007")
-MODELS = ("word_guided", "mean_prototype", "finetuned_classifier", "laso")  # mean_prototype: ProtoNet
+# mean_prototype: ProtoNet; upper_bound: a classifier trained on many labeled images of the test labels
+MODELS = ("word_guided", "mean_prototype", "finetuned_classifier", "laso", "upper_bound")
 CLASSIFIERS = {"finetuned_classifier": FineTunedClassifier, "laso": LaSOClassifier}  # no word vectors
 TEST_SEED_OFFSET, VAL_SEED_OFFSET = 10_000, 20_000  # episode seeds of the test and validation splits: offset + seed
 
@@ -78,6 +80,8 @@ class MultiLabelDataConfig:
     data_card: str = "data_cards/synthetic_multilabel.md"
     generator: SyntheticMultiLabelConfig = field(default_factory=SyntheticMultiLabelConfig)
     support: SupportSetConfig = field(default_factory=SupportSetConfig)  # mode=predict
+    # share of the test split's images kept out of every test episode to train the upper_bound classifier on
+    upper_bound_share: float = bounded(0.0, minimum=0.0, below=1.0)
 
 
 @dataclass
@@ -121,6 +125,7 @@ class MLFSICTask(PaperTask):
         if int(cfg.trainer.batch_size) != 1:
             raise ConfigError(f"trainer.batch_size={cfg.trainer.batch_size}: one batch is one episode; set it to 1.")
         self.seed = int(cfg.seed)
+        self._frozen = None  # the frozen backbone whose features the sources hold (freeze_backbone)
         self.word_dim = 0
         self.train_labels = 0
 
@@ -171,23 +176,28 @@ class MLFSICTask(PaperTask):
         splits = split_by_labels(self._images(root), label_split)
         names = [name for part in splits.values() for name in part.label_names]
         vectors = dict(zip(names, self._word_vectors(root, names), strict=True))  # the file is read once
+        splits["test"], held_out = self._held_out(splits["test"])
+        parts = {**splits, "train": held_out, "val": held_out} if self.method == "upper_bound" else splits
         episodes = self.episodes
         shots = {"train": [episodes.train_shots], "val": episodes.test_shots, "test": episodes.test_shots}
-        for name, part in splits.items():
-            check_split_size(name, part, getattr(episodes.ways, name), max(shots[name]), split_path)
+        ways = {"train": episodes.ways.train, "val": episodes.ways.val, "test": episodes.ways.test}
+        if self.method == "upper_bound":
+            ways["train"] = ways["val"] = ways["test"]
+        for name, part in parts.items():
+            check_split_size(name, part, ways[name], max(shots[name]), split_path)
         self.word_dim = len(next(iter(vectors.values())))
-        self.train_labels = len(splits["train"].label_names)
+        self.train_labels = len(parts["train"].label_names)
         seeds = {"train": self.seed, "val": VAL_SEED_OFFSET + self.seed, "test": self.test_episode_seed}
         counts = {"train": episodes.train_episodes, "val": episodes.val_episodes, "test": episodes.test_episodes}
         counts["val"] *= len(episodes.test_shots)
         counts["test"] *= len(episodes.test_shots)
         return tuple(
             EpisodeSource(
-                self._pixels(splits[name].paths),
-                splits[name].labels,
-                torch.stack([vectors[label] for label in splits[name].label_names]),
+                self._inputs(parts[name].paths, name),
+                parts[name].labels,
+                torch.stack([vectors[label] for label in parts[name].label_names]),
                 counts[name],
-                ways=getattr(episodes.ways, name),
+                ways=ways[name],
                 shots=shots[name],
                 queries_per_label=episodes.queries_per_label,
                 seed=seeds[name],
@@ -195,17 +205,54 @@ class MLFSICTask(PaperTask):
             for name in ("train", "val", "test")
         )
 
+    def _inputs(self, paths: list[Path], split: str) -> torch.Tensor:
+        """The images of a split as the model takes them: pixels, or with a frozen backbone their local features
+        (papers/ml_fsic/feature_cache.py; the backbone built with the run's seed, then copied into the model)."""
+        config = self.model_config.prototypes
+        if not config.freeze_backbone:
+            return self._pixels(paths)
+        if self._frozen is None:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed)
+                self._frozen = frozen_or_trained_backbone(config).eval()
+        size = self.data_config.image_size
+        key = cache_key(paths, backbone=config.backbone, weights=config.backbone_weights, seed=self.seed, size=size)
+        folder = Path(self.data_config.cache_dir) / "ml_fsic_features"
+        return cached_features(folder, key, lambda: self._pixels(paths), self._frozen, split)
+
+    def _held_out(self, test: MultiLabelImages) -> tuple[MultiLabelImages, MultiLabelImages]:
+        """The test split's images for the test episodes, and those held out of them (data.upper_bound_share,
+        drawn with a fixed seed) on which the upper_bound classifier trains."""
+        share = self.data_config.upper_bound_share
+        if self.method == "upper_bound" and share == 0:
+            raise ConfigError(
+                "experiment=upper_bound trains on test-label images kept out of the test episodes: set "
+                "data.upper_bound_share above 0 (the synthetic data's config keeps half)."
+            )
+        held = np.random.default_rng(0).random(len(test.paths)) < share
+        names = test.label_names
+        return test.subset(np.flatnonzero(~held), names), test.subset(np.flatnonzero(held), names)
+
     def build_model(self):
+        model = self._new_model()
+        if self._frozen is not None:
+            model.backbone.load_state_dict(self._frozen.state_dict())
+        return model
+
+    def _new_model(self):
         config = self.model_config.prototypes
         if self.method in CLASSIFIERS:
             return CLASSIFIERS[self.method](config, self.train_labels, self.model_config.episode_head)
+        if self.method == "upper_bound":  # its head over the test labels scores the queries, no support used
+            return FineTunedClassifier(config, self.train_labels)
         if self.method == "mean_prototype":
             config = replace(config, attention="global_vector", weighting="mean")
         return WordGuidedPrototypes(config, self.word_dim)
 
     def loss(self, model, batch):
         output = model(batch)
-        support_term = self.method in CLASSIFIERS or (self.method == "word_guided" and self.episodes.support_loss)
+        classifier = self.method in CLASSIFIERS or self.method == "upper_bound"
+        support_term = classifier or (self.method == "word_guided" and self.episodes.support_loss)
         loss = episode_loss(output, batch, support_term)
         if "auxiliary_loss" not in output:
             return loss, {}
@@ -239,6 +286,8 @@ class MLFSICTask(PaperTask):
         """Score every image of this data's annotation file for data.support's labels, each given K support images,
         with the model of `trained_run` (papers/ml_fsic/prediction.py): scores.csv and support.json in
         `output_dir`, and the metrics of the scored images that have annotations."""
+        if self.method == "upper_bound":
+            raise ConfigError("experiment=upper_bound is a benchmark row with a fixed label set: it cannot predict.")
         if not self.context.is_main:
             return {}
         root = self._root()
@@ -298,6 +347,7 @@ class MLFSICTask(PaperTask):
                 )
         model = self.build_model()
         model.load_state_dict(weights)
+        model.takes_features = False  # new images: through its own (trained or frozen) backbone
         return model.to(self.context.device).eval()
 
     def bench(self):
