@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn import functional
 
 from common.config import bounded
-from papers.ml_fsic.model import PrototypeModelConfig, frozen_or_trained_backbone
+from papers.ml_fsic.model import FeatureStandardization, PrototypeModelConfig, frozen_or_trained_backbone
 
 
 @dataclass
@@ -36,11 +36,12 @@ class FineTunedClassifier(nn.Module):
         super().__init__()
         self.backbone = frozen_or_trained_backbone(config)
         self.takes_features = config.freeze_backbone  # inputs are cached local features, not images
+        self.standardize = FeatureStandardization(self.backbone.feature_info.channels()[-1])
         self.head = nn.Linear(self.backbone.feature_info.channels()[-1], labels)
         self.episode_head = episode_head or EpisodeHeadConfig()
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        local = images if self.takes_features else self.backbone(images)[0]
+        local = self.standardize(images if self.takes_features else self.backbone(images)[0])
         return local.mean((2, 3))
 
     def forward(self, episode: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -33,6 +33,7 @@ BLOCKS = ("authors", "query_residual")
 class PrototypeModelConfig:
     backbone: str = "resnet50"  # timm name; the reduced default is set in the paper config
     backbone_weights: str | None = None  # a local timm checkpoint (nothing is downloaded)
+    feature_stage: int = -1  # the backbone stage whose output is F (timm's out_indices); the authors: the last
     # True: the backbone keeps its initial (or given) weights, and each image's local features are computed once
     # per run and cached (the authors fine-tune it: finetune=True)
     freeze_backbone: bool = False
@@ -52,9 +53,26 @@ class PrototypeModelConfig:
 
 def frozen_or_trained_backbone(config: PrototypeModelConfig) -> nn.Module:
     """The timm backbone's last stage; with `freeze_backbone`, its parameters never train."""
-    backbone = feature_backbone(config.backbone, config.backbone_weights, (-1,))
+    backbone = feature_backbone(config.backbone, config.backbone_weights, (config.feature_stage,))
     backbone.requires_grad_(not config.freeze_backbone)
     return backbone
+
+
+class FeatureStandardization(nn.Module):
+    """(F - mean) / std per channel, with the statistics of the training images' features when the backbone is
+    frozen (set by the task, saved with the model); the identity otherwise."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(channels, 1, 1))
+        self.register_buffer("std", torch.ones(channels, 1, 1))
+
+    def fit(self, features: torch.Tensor) -> None:
+        self.mean.copy_(features.mean((0, 2, 3))[:, None, None])
+        self.std.copy_(features.std((0, 2, 3))[:, None, None].clamp(min=1e-6))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return (features - self.mean) / self.std
 
 
 def score(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -131,6 +149,7 @@ class WordGuidedPrototypes(nn.Module):
         self.backbone = frozen_or_trained_backbone(config)
         self.takes_features = config.freeze_backbone  # inputs are cached local features, not images
         feature_dim = self.backbone.feature_info.channels()[-1]
+        self.standardize = FeatureStandardization(feature_dim)
         self.image_projection = nn.Linear(feature_dim, config.dim)  # W_v (vis_fc)
         self.word_projection = nn.Linear(word_dim, config.dim)  # W_t (tex_fc)
         self.weighting = config.weighting
@@ -138,7 +157,7 @@ class WordGuidedPrototypes(nn.Module):
 
     def features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Local features F [B, C, h, w] and global vectors v [B, d]; computed once per image per episode."""
-        local = images if self.takes_features else self.backbone(images)[0]
+        local = self.standardize(images if self.takes_features else self.backbone(images)[0])
         return local, self.image_projection(local.mean((2, 3)))
 
     def prototypes(self, local: torch.Tensor, global_: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor):

@@ -126,6 +126,7 @@ class MLFSICTask(PaperTask):
             raise ConfigError(f"trainer.batch_size={cfg.trainer.batch_size}: one batch is one episode; set it to 1.")
         self.seed = int(cfg.seed)
         self._frozen = None  # the frozen backbone whose features the sources hold (freeze_backbone)
+        self._train_features = None  # its features of the training images, whose statistics standardize all
         self.word_dim = 0
         self.train_labels = 0
 
@@ -191,9 +192,11 @@ class MLFSICTask(PaperTask):
         counts = {"train": episodes.train_episodes, "val": episodes.val_episodes, "test": episodes.test_episodes}
         counts["val"] *= len(episodes.test_shots)
         counts["test"] *= len(episodes.test_shots)
+        inputs = {name: self._inputs(parts[name].paths, name) for name in ("train", "val", "test")}
+        self._train_features = inputs["train"]
         return tuple(
             EpisodeSource(
-                self._inputs(parts[name].paths, name),
+                inputs[name],
                 parts[name].labels,
                 torch.stack([vectors[label] for label in parts[name].label_names]),
                 counts[name],
@@ -216,7 +219,14 @@ class MLFSICTask(PaperTask):
                 torch.manual_seed(self.seed)
                 self._frozen = frozen_or_trained_backbone(config).eval()
         size = self.data_config.image_size
-        key = cache_key(paths, backbone=config.backbone, weights=config.backbone_weights, seed=self.seed, size=size)
+        key = cache_key(
+            paths,
+            backbone=config.backbone,
+            weights=config.backbone_weights,
+            stage=config.feature_stage,
+            seed=self.seed,
+            size=size,
+        )
         folder = Path(self.data_config.cache_dir) / "ml_fsic_features"
         return cached_features(folder, key, lambda: self._pixels(paths), self._frozen, split)
 
@@ -237,6 +247,7 @@ class MLFSICTask(PaperTask):
         model = self._new_model()
         if self._frozen is not None:
             model.backbone.load_state_dict(self._frozen.state_dict())
+            model.standardize.fit(self._train_features)
         return model
 
     def _new_model(self):
