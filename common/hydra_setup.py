@@ -4,11 +4,19 @@ a malformed override gets one `error:` paragraph naming it and what is allowed (
 
 Hydra resolves `experiment@_global_: ${paper}/${experiment}` in configs/run.yaml; the `experiment`
 group itself only needs to know the names, which this registers as empty configs.
+
+Each default lives once, in a typed dataclass: the `schema` group holds every such dataclass by name, and a YAML
+extends one with a defaults entry (`- /schema/<name>@_here_` in a group's config such as configs/data/<name>.yaml,
+`- /schema/<name>@<node>` in a paper's `_global_` config), then sets only what differs from its defaults. The
+composed node is then typed: an override of a key the dataclass lacks, or of the wrong type, is refused before
+anything runs, and `mode=config` shows every value. The names are the trainer's, the logger's, the mode's, and
+those in each paper package's `SCHEMAS` (papers/<pkg>/schemas.py).
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 import re
 from pathlib import Path
 
@@ -20,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from common.errors import ConfigError
+from papers import PAPERS, paper_package_dir
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 # Hydra's command-line flags that take a value (the next argument)
@@ -32,16 +41,31 @@ def experiment_names() -> list[str]:
 
 
 def register_configs() -> None:
-    """Register the experiment names, and the typed schemas whose dataclass defaults the YAML of their group
-    extends (configs/trainer/default.yaml, configs/logger/*.yaml), so each of those defaults lives once."""
-    from common.logging import LoggerConfig
-    from common.trainer import TrainerConfig
-
+    """Register the experiment names and, in the `schema` group, every typed schema the YAML extends."""
     store = ConfigStore.instance()
     for name in experiment_names():
         store.store(group="experiment", name=name, node={}, package="_global_")
-    store.store(group="trainer", name="trainer_schema", node=TrainerConfig)
-    store.store(group="logger", name="logger_schema", node=LoggerConfig)
+    for name, schema in config_schemas().items():
+        store.store(group="schema", name=name, node=schema)
+
+
+def config_schemas() -> dict[str, type]:
+    """The dataclasses configs extend by name: the trainer's, the logger's, the mode's and every paper
+    package's `SCHEMAS` (papers/<pkg>/schemas.py, where a package has one)."""
+    from common.logging import LoggerConfig
+    from common.runner import ModeConfig
+    from common.trainer import TrainerConfig
+
+    schemas: dict[str, type] = {"trainer": TrainerConfig, "logger": LoggerConfig, "mode": ModeConfig}
+    for package in sorted({paper_package_dir(key) for key in PAPERS}):
+        if not (package / "schemas.py").exists():
+            continue
+        declared = importlib.import_module(f"papers.{package.name}.schemas").SCHEMAS
+        clashes = sorted(set(declared) & set(schemas))
+        if clashes:
+            raise ValueError(f"papers/{package.name}/schemas.py declares schema names already taken: {clashes}")
+        schemas.update(declared)
+    return schemas
 
 
 def config_overrides(arguments: list[str]) -> list[str]:

@@ -31,6 +31,14 @@ PREDICTIONS_FILE = "predictions.json"
 
 
 @dataclass
+class ModeConfig:
+    """What run.py does (configs/mode/<name>.yaml)."""
+
+    name: str = bounded(choices=MODES)
+    write: bool = False  # mode=table: also write papers/<pkg>/RESULTS.md
+
+
+@dataclass
 class RunSettings:
     """The top-level keys of configs/run.yaml that every mode reads."""
 
@@ -42,12 +50,13 @@ class RunSettings:
 
 
 def run(cfg: DictConfig) -> dict | None:
-    mode = require_choice(cfg.mode.name, MODES, "mode")
+    mode_config = typed_config(ModeConfig, cfg.mode, "mode")
+    mode = mode_config.name
     paper = str(cfg.paper)
     task_class = paper_task(paper)
     typed_config(RunSettings, {name.name: cfg.get(name.name) for name in fields(RunSettings)}, "")
     if mode == "table":
-        return render_table(paper, bool(cfg.mode.get("write", False)))
+        return render_table(paper, mode_config.write)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     trained_run = None
     if mode == "predict":
