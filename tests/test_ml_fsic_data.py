@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import FIXTURES, ROOT
 
 from common.errors import ConfigError, DatasetError
 from papers.ml_fsic.data import check_split_size, read_coco, read_voc, split_by_labels
+from tests.conftest import FIXTURES, ROOT
 
 COCO, VOC, GLOVE = FIXTURES / "coco2014", FIXTURES / "voc2007", FIXTURES / "glove_tiny.300d.txt"
 

@@ -11,8 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import FIXTURES
-from test_ml_fsic_model import SMALL
 
 from common.errors import DatasetError
 from papers.ml_fsic.baselines import FineTunedClassifier
@@ -21,6 +19,8 @@ from papers.ml_fsic.evaluation import episode_metrics
 from papers.ml_fsic.model import WordGuidedPrototypes
 from papers.ml_fsic.prediction import drawn_support, label_scorer, labeled_metrics, named_support, support_set
 from papers.ml_fsic.synthetic import SyntheticMultiLabelConfig, ensure_dataset
+from tests.conftest import FIXTURES
+from tests.test_ml_fsic_model import SMALL
 
 SMOKE = ("paper=ml_fsic", "debug=smoke", "logger=none", "trainer.device=cpu")
 SMOKE_GENERATOR = SyntheticMultiLabelConfig(labels=18, split=[9, 3, 6], images=400, image_size=64, filler_words=5)

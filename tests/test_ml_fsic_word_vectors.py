@@ -7,10 +7,10 @@ import json
 
 import numpy as np
 import pytest
-from conftest import FIXTURES
 
 from common.errors import DatasetError
 from papers.ml_fsic.word_vectors import label_vectors
+from tests.conftest import FIXTURES
 
 GLOVE = FIXTURES / "glove_tiny.300d.txt"
 CARD = "data_cards/glove.md"

@@ -46,11 +46,11 @@ class SyntheticMultiLabelConfig:
     # train / val / test labels, whole families each (COCO: 52 / 12 / 16)
     split: list[int] = bounded(default_factory=lambda: [24, 6, 12], minimum=len(TEXTURES))
     named_texture: bool = False  # True: names carry the texture word (the word vectors then describe the look)
-    images: int = bounded(3000, minimum=1)
+    images: int = bounded(2000, minimum=1)
     mixed_fraction: float = bounded(0.1, minimum=0.0, maximum=1.0)  # images mixing labels of several splits
     min_objects: int = bounded(1, minimum=1, maximum=GRID_CELLS)
     max_objects: int = bounded(3, minimum=1, maximum=GRID_CELLS)
-    image_size: int = bounded(96, minimum=SMALLEST_IMAGE)
+    image_size: int = bounded(64, minimum=SMALLEST_IMAGE)
     vector_dim: int = bounded(300, minimum=1)
     attribute_noise: float = bounded(0.5, minimum=0.0)  # per-word noise around its attribute's direction
     filler_words: int = bounded(200, minimum=0)  # unrelated words in the vector file, as in a real vocabulary

@@ -75,7 +75,7 @@ class MultiLabelDataConfig:
     )  # label name -> the words to look up ("diningtable": "dining table")
     keep_difficult: bool = True  # VOC: objects marked difficult count as labels
     label_split: str | None = None  # JSON {train: [...], val: [...], test: [...]}; default <dataset>/label_split.json
-    image_size: int = bounded(96, minimum=1)
+    image_size: int = bounded(64, minimum=1)
     cache_dir: str = ".cache/reprozoo"
     data_card: str = "data_cards/synthetic_multilabel.md"
     generator: SyntheticMultiLabelConfig = field(default_factory=SyntheticMultiLabelConfig)
@@ -97,13 +97,13 @@ class WaysConfig:
 @dataclass
 class EpisodeConfig:
     ways: WaysConfig = field(default_factory=WaysConfig)
-    train_episodes: int = bounded(2000, minimum=1)  # one optimizer step each
+    train_episodes: int = bounded(1000, minimum=1)  # one optimizer step each
     train_shots: int = bounded(1, minimum=1)  # model_train.yaml: k_shot 1 (the first of sub_batch_size 5 images)
     queries_per_label: int = bounded(4, minimum=1)  # the other 4 of each label's 5 images
     # 0: no support image (word vectors only)
     test_shots: list[int] = bounded(default_factory=lambda: [1, 5, 0], minimum=0)
-    test_episodes: int = bounded(100, minimum=1)  # per shot count
-    val_episodes: int = bounded(20, minimum=1)  # per shot count, over the validation labels
+    test_episodes: int = bounded(50, minimum=1)  # per shot count
+    val_episodes: int = bounded(10, minimum=1)  # per shot count, over the validation labels
     support_loss: bool = True
 
 
