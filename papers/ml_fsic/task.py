@@ -97,7 +97,7 @@ class WaysConfig:
 @dataclass
 class EpisodeConfig:
     ways: WaysConfig = field(default_factory=WaysConfig)
-    train_episodes: int = bounded(1000, minimum=1)  # one optimizer step each
+    train_episodes: int = bounded(400, minimum=1)  # one optimizer step each
     train_shots: int = bounded(1, minimum=1)  # model_train.yaml: k_shot 1 (the first of sub_batch_size 5 images)
     queries_per_label: int = bounded(4, minimum=1)  # the other 4 of each label's 5 images
     # 0: no support image (word vectors only)
