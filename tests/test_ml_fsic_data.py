@@ -1,15 +1,14 @@
-"""COCO and VOC 2007 readers on fixtures in their exact formats, the label-split rule, GloVe vectors."""
+"""COCO and VOC 2007 readers on fixtures in their exact formats and the files they refuse, the label-split rule, the
+split-size check."""
 
 from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
-from gensim.models import KeyedVectors
 
-from common.errors import DatasetError
-from papers.ml_fsic.data import label_vectors, read_coco, read_voc, split_by_labels
+from common.errors import ConfigError, DatasetError
+from papers.ml_fsic.data import check_split_size, read_coco, read_voc, split_by_labels
 from tests.conftest import FIXTURES, ROOT
 
 COCO, VOC, GLOVE = FIXTURES / "coco2014", FIXTURES / "voc2007", FIXTURES / "glove_tiny.300d.txt"
@@ -53,15 +52,27 @@ def test_voc_reads_object_names_from_xml():
         read_voc(VOC, ["trainval", "test"], "data_cards/voc2007.md")
 
 
-def test_label_vectors_average_the_words_of_a_name():
-    vectors = KeyedVectors.load_word2vec_format(str(GLOVE), binary=False, no_header=True)
-    table = label_vectors(GLOVE, ["dog", "stop sign", "stop_sign"], "data_cards/glove.md")
-    assert table.shape == (3, 300)
-    np.testing.assert_allclose(table[0], vectors["dog"])
-    np.testing.assert_allclose(table[1], (vectors["stop"] + vectors["sign"]) / 2, rtol=1e-6)
-    np.testing.assert_allclose(table[2], table[1])
-    with pytest.raises(DatasetError, match=r"label 'hair drier': words \['hair', 'drier'\] are not in"):
-        label_vectors(GLOVE, ["hair drier"], "data_cards/glove.md")
+def test_coco_refuses_truncated_json_and_captions_files_naming_the_file(tmp_path):
+    truncated = tmp_path / "instances_train2014.json"
+    truncated.write_text((COCO / "annotations" / "instances_train2014.json").read_text()[:-20])
+    with pytest.raises(DatasetError, match=r"instances_train2014.json is not valid JSON"):
+        read_coco([truncated], [COCO / "train2014"], "data_cards/coco.md")
+    captions = tmp_path / "captions_train2014.json"
+    captions.write_text(json.dumps({"images": [], "annotations": [{"image_id": 9, "caption": "a dog"}]}))
+    with pytest.raises(DatasetError, match=r"captions_train2014.json is not a COCO instances file: it lacks"):
+        read_coco([captions], [COCO / "train2014"], "data_cards/coco.md")
+
+
+def test_a_split_too_small_for_its_episodes_is_refused_with_the_numbers():
+    splits = split_by_labels(read_fixture_coco(), {"train": ["dog", "chair"], "test": ["bicycle", "stop sign"]})
+    with pytest.raises(
+        DatasetError, match=r"each label needs 2 images \(1 support, at least 1 query\).*\{'chair': 1\}"
+    ):
+        check_split_size("train", splits["train"], None, 1, ROOT / "split.json")  # dog: 2 images, chair: 1
+    with pytest.raises(DatasetError, match=r"each label needs 6 images \(5 support.*\{'dog': 2, 'chair': 1\}"):
+        check_split_size("train", splits["train"], None, 5, ROOT / "split.json")
+    with pytest.raises(ConfigError, match=r"episodes.ways.test=3 but the test split has 2 labels"):
+        check_split_size("test", splits["test"], 3, 1, ROOT / "split.json")
 
 
 def test_coco_split_is_the_spec_s_52_12_16_over_the_80_labels():

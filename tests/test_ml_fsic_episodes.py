@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from papers.ml_fsic.episodes import sample_episode
+from papers.ml_fsic.episodes_source import EpisodeSource
 
 
 def random_labels(seed: int, images: int = 300, labels: int = 12) -> np.ndarray:
@@ -41,3 +43,18 @@ def test_rare_labels_get_what_exists_and_exclusive_episodes_skip_outside_labels(
     assert 3 not in drawn  # image 3 shows labels 0 and 2: whichever is drawn, the other lies outside
     with pytest.raises(ValueError, match="fewer than ways=4"):
         sample_episode(matrix, ways=4, shots=1, queries_per_label=1, rng=np.random.default_rng(0))
+
+
+def test_an_all_label_episode_scores_every_label_of_the_split_as_the_authors_episodes():
+    """ways=None: the authors' training episodes hold every training label (one support image and four queries
+    each) and their test episodes every test label, so the losses and metrics run over all of them."""
+    matrix = random_labels(4)
+    episode = sample_episode(matrix, ways=None, shots=1, queries_per_label=4, rng=np.random.default_rng(0))
+    assert episode.labels.tolist() == list(range(12))
+    assert episode.support_targets.shape[1] == episode.query_targets.shape[1] == 12
+    assert (episode.support_targets.sum(0) >= 1).all() and (episode.query_targets.sum(0) >= 4).all()
+    np.testing.assert_array_equal(episode.query_targets, matrix[episode.query])  # every label of each image
+    source = EpisodeSource(torch.zeros(300, 3, 4, 4), matrix, torch.randn(12, 6), 2, ways=None, shots=[5],
+                           queries_per_label=4, seed=0)  # fmt: skip
+    batch = source.batch(np.array([1]))
+    assert batch["word_vectors"].shape == (12, 6) and batch["label_ids"].tolist() == list(range(12))

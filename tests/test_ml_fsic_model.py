@@ -1,4 +1,5 @@
-"""Word-vector guided prototypes: the fallback, attention shapes, masking by support labels, the score."""
+"""Word-vector guided prototypes: the fallback, the authors' block and its ablations, masking by support labels,
+the score."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import torch
 from papers.ml_fsic.model import PrototypeModelConfig, WordGuidedPrototypes, episode_loss, score
 
 SMALL = PrototypeModelConfig(backbone="resnet10t", dim=32, heads=4, mlp_dim=64, dropout=0.0)
+SMALL_CHANNELS = 512  # resnet10t's last stage
 
 
 def model(**options) -> WordGuidedPrototypes:
@@ -44,12 +46,45 @@ def test_attention_gives_one_part_per_image_and_label_and_only_labeled_images_co
     assert not torch.allclose(after[1], before[1])
 
 
-def test_ablation_without_attention_uses_the_global_vectors():
-    net = model(attention=False)
+def test_ablation_without_a_block_uses_the_global_vectors():
+    net = model(attention="global_vector")
     assert net.attend is None
     local, global_ = net.features(torch.randn(2, 3, 64, 64))
     prototypes, _ = net.prototypes(local, global_, torch.tensor([[1.0], [0.0]]), torch.randn(1, 32))
     torch.testing.assert_close(prototypes[0], global_[0])  # one labeled image: its v
+
+
+def test_the_authors_block_has_no_residual_from_the_label_query():
+    """Over identical locations the attention gives the same value whatever the query: without the query
+    residual every label then gets the same z (atten_purify.py: Block), with it z moves with t_l."""
+    labels, flat = torch.randn(3, 32), torch.randn(2, SMALL_CHANNELS, 1, 1).expand(-1, -1, 2, 2)
+    authors = model().attend(labels, flat)
+    torch.testing.assert_close(authors[:, 0], authors[:, 1])
+    residual = model(block="query_residual").attend(labels, flat)
+    assert not torch.allclose(residual[:, 0], residual[:, 1])
+    features = torch.randn(2, SMALL_CHANNELS, 2, 2)
+    z = model().attend(labels, features)
+    assert not torch.allclose(z[:, 0], z[:, 1])  # distinct locations: each label query attends its own way
+    torch.testing.assert_close(z.mean(-1), torch.zeros(2, 3), atol=1e-5, rtol=0)  # the final encoder_norm
+    torch.testing.assert_close(z.std(-1, unbiased=False), torch.ones(2, 3), atol=1e-3, rtol=0)
+
+
+def test_uniform_attention_ignores_the_query_and_keeps_the_rest_of_the_block():
+    net = model(attention="uniform")
+    features = torch.randn(2, SMALL_CHANNELS, 2, 2)
+    z = net.attend(torch.randn(3, 32), features)
+    torch.testing.assert_close(z[:, 0], z[:, 2])  # no label-specific attention: one z per image
+    same_weights = model()
+    same_weights.attend.attention.uniform = True
+    torch.testing.assert_close(same_weights.attend(torch.randn(3, 32), features), z)  # same parameters, same z
+
+
+def test_batched_label_queries_equal_the_authors_loop_over_one_label_at_a_time():
+    net = model()
+    labels, features = torch.randn(4, 32), torch.randn(3, SMALL_CHANNELS, 2, 2)
+    batched = net.attend(labels, features)
+    for label in range(4):
+        torch.testing.assert_close(net.attend(labels[label : label + 1], features)[:, 0], batched[:, label])
 
 
 def test_episode_forward_and_losses():

@@ -23,7 +23,7 @@ from tests.conftest import FIXTURES
 from tests.test_ml_fsic_model import SMALL
 
 SMOKE = ("paper=ml_fsic", "debug=smoke", "logger=none", "trainer.device=cpu")
-SMOKE_GENERATOR = SyntheticMultiLabelConfig(labels=20, split=[10, 5, 5], images=300, image_size=64, filler_words=5)
+SMOKE_GENERATOR = SyntheticMultiLabelConfig(labels=18, split=[9, 3, 6], images=400, image_size=64, filler_words=5)
 TIMEOUT = 1200  # the machine is shared: a smoke run takes a minute or two
 
 
@@ -178,7 +178,8 @@ def test_a_named_support_set_must_give_k_images_per_label(tmp_path):
 @pytest.mark.parametrize(
     ("argument", "expected"),
     [
-        ("episodes.ways=0", "episodes.ways=0: it must be ≥ 1"),
+        ("episodes.ways.test=0", "episodes.ways.test=0: it must be ≥ 1"),
+        ("data.generator.split=[9,4,5]", "labels come in families of 3"),
         ("model.prototypes.dropout=1.0", "model.prototypes.dropout=1.0: it must be ≥ 0.0 and < 1.0"),
         ("model.prototypes.dim=30", "model.prototypes.dim=30 is not a multiple of model.prototypes.heads=8"),
         ("data.generator.split=[10,5]", "data.generator.split=[10, 5]: it must give the train, val and test"),

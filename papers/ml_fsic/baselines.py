@@ -19,9 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from common.backbones import feature_backbone
 from common.config import bounded
-from papers.ml_fsic.model import PrototypeModelConfig
+from papers.ml_fsic.model import FeatureStandardization, PrototypeModelConfig, frozen_or_trained_backbone
 
 
 @dataclass
@@ -35,12 +34,14 @@ class EpisodeHeadConfig:
 class FineTunedClassifier(nn.Module):
     def __init__(self, config: PrototypeModelConfig, labels: int, episode_head: EpisodeHeadConfig | None = None):
         super().__init__()
-        self.backbone = feature_backbone(config.backbone, config.backbone_weights, (-1,))
+        self.backbone = frozen_or_trained_backbone(config)
+        self.takes_features = config.freeze_backbone  # inputs are cached local features, not images
+        self.standardize = FeatureStandardization(self.backbone.feature_info.channels()[-1])
         self.head = nn.Linear(self.backbone.feature_info.channels()[-1], labels)
         self.episode_head = episode_head or EpisodeHeadConfig()
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        (local,) = self.backbone(images)
+        local = self.standardize(images if self.takes_features else self.backbone(images)[0])
         return local.mean((2, 3))
 
     def forward(self, episode: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

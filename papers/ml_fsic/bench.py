@@ -34,7 +34,7 @@ def run_benchmarks(task, settings: MLFSICBenchConfig) -> list[BenchFigure]:
     models = {
         "word-vector guided prototypes": WordGuidedPrototypes(task.model_config.prototypes, task.word_dim),
         "mean prototypes": WordGuidedPrototypes(
-            replace(task.model_config.prototypes, attention=False, weighting="mean"), task.word_dim
+            replace(task.model_config.prototypes, attention="global_vector", weighting="mean"), task.word_dim
         ),
     }
     train_rate, test_rate = {}, {}
@@ -57,7 +57,8 @@ def run_benchmarks(task, settings: MLFSICBenchConfig) -> list[BenchFigure]:
         test_rate[name] = _episodes_per_second(test_step, settings.episodes)
     main, baseline = models
     shape = task.episodes
-    note = f"{shape.ways}-way, {shape.queries_per_label} queries per label, {torch.get_num_threads()} threads"
+    ways = shape.ways.test or "all"
+    note = f"{ways}-way test, {shape.queries_per_label} queries per label, {torch.get_num_threads()} threads"
     return [
         throughput_figure(
             "training episodes, " + main, train_rate[main], baseline, train_rate[baseline], note, "episodes/s"

@@ -1,12 +1,12 @@
 """Multi-label image sets from COCO annotation JSON (pycocotools) and PASCAL VOC 2007 XML, the label-split rule
-(an image belongs to a split only if all its labels do), label word vectors from a GloVe-format text file
-(gensim KeyedVectors; a multi-word label is the mean of its words), and images as normalized tensors."""
+(an image belongs to a split only if all its labels do), the check that a split can fill its episodes, and images
+as normalized tensors. Word vectors: papers/ml_fsic/word_vectors.py."""
 
 from __future__ import annotations
 
 import contextlib
 import io
-import logging
+import json
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import torch
 
-from common.errors import DatasetError
+from common.errors import ConfigError, DatasetError
 
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)  # ImageNet's channel statistics
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -41,10 +41,10 @@ def read_coco(
 
     paths, label_sets, names = [], [], {}
     for annotation_file, images in zip(annotation_files, image_dirs, strict=True):
-        if not Path(annotation_file).is_file():
-            raise DatasetError(f"COCO annotation file {annotation_file} does not exist; {data_card} lists the files.")
+        coco = COCO()
+        coco.dataset = _instances(Path(annotation_file), data_card)
         with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
-            coco = COCO(str(annotation_file))
+            coco.createIndex()
         names.update({category["id"]: category["name"] for category in coco.loadCats(coco.getCatIds())})
         for image in coco.loadImgs(coco.getImgIds()):
             categories = {a["category_id"] for a in coco.loadAnns(coco.getAnnIds(imgIds=image["id"], iscrowd=None))}
@@ -52,6 +52,26 @@ def read_coco(
                 paths.append(Path(images) / image["file_name"])
                 label_sets.append({names[c] for c in categories})
     return _as_matrix(paths, label_sets, sorted(set(names.values())))
+
+
+def _instances(path: Path, data_card: str) -> dict:
+    """The content of a COCO instances file, refused with the file's name if it is missing, not JSON, or not an
+    instances file (a captions or keypoints file lacks `categories` or the annotations' `category_id`)."""
+    if not path.is_file():
+        raise DatasetError(f"COCO annotation file {path} does not exist; {data_card} lists the files.")
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DatasetError(f"COCO annotation file {path} is not valid JSON ({error}); {data_card}.") from None
+    missing = [key for key in ("images", "annotations", "categories") if key not in content]
+    if not isinstance(content, dict) or missing:
+        raise DatasetError(
+            f"{path} is not a COCO instances file: it lacks {missing or 'a top-level object'} (captions files have "
+            f"no categories; give annotations/instances_<split>.json, {data_card})."
+        )
+    if any("category_id" not in annotation for annotation in content["annotations"]):
+        raise DatasetError(f"{path}: an annotation lacks category_id; it is not an instances file ({data_card}).")
+    return content
 
 
 def read_voc(root: Path, image_sets: list[str], data_card: str, keep_difficult: bool = True) -> MultiLabelImages:
@@ -103,23 +123,22 @@ def split_by_labels(images: MultiLabelImages, splits: dict[str, list[str]]) -> d
     return result
 
 
-def label_vectors(path: Path, names: list[str], data_card: str) -> np.ndarray:
-    """[labels, dim]: each label's word vector from a GloVe-format text file (no header line); a name of
-    several words (spaces or underscores) is the mean of its words' vectors."""
-    from gensim.models import KeyedVectors
-
-    logging.getLogger("gensim").setLevel(logging.WARNING)  # its INFO lines log every load
-    if not Path(path).is_file():
-        raise DatasetError(f"word vector file {path} does not exist; {data_card} says where to get GloVe.")
-    vectors = KeyedVectors.load_word2vec_format(str(path), binary=False, no_header=True)
-    rows = []
-    for name in names:
-        words = name.replace("_", " ").lower().split()
-        missing = [word for word in words if word not in vectors]
-        if missing:
-            raise DatasetError(f"label {name!r}: words {missing} are not in the word vectors of {path}.")
-        rows.append(np.mean([vectors[word] for word in words], axis=0))
-    return np.stack(rows).astype(np.float32)
+def check_split_size(name: str, part: MultiLabelImages, ways: int | None, shots: int, split_path: Path) -> None:
+    """Refuse, before any training, a split that cannot fill its episodes: fewer labels than `ways`, or a label
+    with fewer images than `shots` support images and one query."""
+    if ways is not None and len(part.label_names) < ways:
+        raise ConfigError(
+            f"episodes.ways.{name}={ways} but the {name} split has {len(part.label_names)} labels ({split_path}); "
+            f"lower episodes.ways.{name} or give the split more labels."
+        )
+    needed = max(shots, 1) + 1
+    counts = part.labels.sum(axis=0)
+    short = {label: int(count) for label, count in zip(part.label_names, counts, strict=True) if count < needed}
+    if short:
+        raise DatasetError(
+            f"the {name} split ({split_path}) is too small for its episodes: each label needs {needed} images "
+            f"({max(shots, 1)} support, at least 1 query), but these have fewer: {short}."
+        )
 
 
 def load_pixels(paths: list[Path], size: int, data_card: str) -> torch.Tensor:

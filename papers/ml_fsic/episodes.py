@@ -1,9 +1,10 @@
 """N-way K-shot multi-label episodes.
 
-An episode draws N labels of a split; for each label, K support images that show it (fewer only where the
-split has fewer), then query images that show it; images are distinct across the support and the query
-sets. An image's targets are its labels among the episode's N, so every target is an episode label; with
-`exclusive=True` only images all of whose labels are episode labels are drawn.
+An episode draws N labels of a split (every label of the split with `ways=None`, as the authors' episodes do:
+their training episodes hold all 52 training labels, their test all 16 test labels); for each label, K support
+images that show it (fewer only where the split has fewer), then query images that show it; images are distinct
+across the support and the query sets. An image's targets are its labels among the episode's N, so every target
+is an episode label; with `exclusive=True` only images all of whose labels are episode labels are drawn.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ class Episode:
 
 def sample_episode(
     image_labels: np.ndarray,
-    ways: int,
+    ways: int | None,
     shots: int,
     queries_per_label: int,
     rng: np.random.Generator,
@@ -34,9 +35,12 @@ def sample_episode(
     drawn)."""
     image_labels = np.asarray(image_labels, dtype=bool)
     available = np.flatnonzero(image_labels.any(axis=0))
-    if len(available) < ways:
+    if ways is None:
+        labels = available
+    elif len(available) < ways:
         raise ValueError(f"the split has {len(available)} labels with images, fewer than ways={ways}")
-    labels = np.sort(rng.choice(available, ways, replace=False))
+    else:
+        labels = np.sort(rng.choice(available, ways, replace=False))
     eligible = image_labels[:, labels].any(axis=1)
     if exclusive:
         outside = np.ones(image_labels.shape[1], dtype=bool)

@@ -3,11 +3,14 @@ text format.
 
 Designed from the paper's premise (data_cards/synthetic_multilabel.md): each image shows several objects in
 different regions, so each label lives in its own region; a label is a combination of visual attributes
-(texture, colour, shape) and is named by them ("striped red circle"); the word vector file holds one vector
-per word, built from a direction per attribute kind, one per attribute value and noise, so that averaging a
-label's words gives a noisy code of how it looks, as real word vectors give real labels. Labels are split
-into train / val / test; most images show labels of one split only, a few mix splits (and are filtered out
-by the split rule, as in COCO).
+(texture, colour, shape). Labels come in families: a (colour, shape) pair with each of the three textures. A
+label's name carries its colour and shape words but not its texture: the third word is the label's own token
+("red circle mark7"), so the word vectors say which family a label belongs to and never which of its textures
+it shows; only the support images tell siblings apart (with `named_texture`, the texture word is the name's
+instead). The word vector file holds one vector per word, built from a direction per attribute kind, one per
+attribute value and noise, so that averaging a label's words gives a noisy code of its family, as real word
+vectors give real labels a partial description. Families are split into train / val / test; most images show
+labels of one split only, a few mix splits (and are filtered out by the split rule, as in COCO).
 """
 
 from __future__ import annotations
@@ -38,14 +41,16 @@ SMALLEST_IMAGE = 5  # the smallest image whose object radii (size // 9 up to siz
 
 @dataclass
 class SyntheticMultiLabelConfig:
-    labels: int = bounded(40, minimum=1, maximum=COMBINATIONS)  # attribute combinations used as labels
-    # train / val / test labels (COCO: 52 / 12 / 16)
-    split: list[int] = bounded(default_factory=lambda: [26, 6, 8], minimum=1)
-    images: int = bounded(3000, minimum=1)
+    # attribute combinations used as labels, whole families of len(TEXTURES) labels
+    labels: int = bounded(42, minimum=len(TEXTURES), maximum=COMBINATIONS)
+    # train / val / test labels, whole families each (COCO: 52 / 12 / 16)
+    split: list[int] = bounded(default_factory=lambda: [24, 6, 12], minimum=len(TEXTURES))
+    named_texture: bool = False  # True: names carry the texture word (the word vectors then describe the look)
+    images: int = bounded(2000, minimum=1)
     mixed_fraction: float = bounded(0.1, minimum=0.0, maximum=1.0)  # images mixing labels of several splits
     min_objects: int = bounded(1, minimum=1, maximum=GRID_CELLS)
     max_objects: int = bounded(3, minimum=1, maximum=GRID_CELLS)
-    image_size: int = bounded(96, minimum=SMALLEST_IMAGE)
+    image_size: int = bounded(64, minimum=SMALLEST_IMAGE)
     vector_dim: int = bounded(300, minimum=1)
     attribute_noise: float = bounded(0.5, minimum=0.0)  # per-word noise around its attribute's direction
     filler_words: int = bounded(200, minimum=0)  # unrelated words in the vector file, as in a real vocabulary
@@ -59,6 +64,12 @@ def check_generator(config: SyntheticMultiLabelConfig) -> None:
             f"Bad config value data.generator.split={config.split}: it must give the train, val and test labels "
             f"(three counts) summing to at most data.generator.labels={config.labels}."
         )
+    family = len(TEXTURES)
+    if config.labels % family or any(count % family for count in config.split):
+        raise ConfigError(
+            f"Bad config value data.generator.labels={config.labels} / split={config.split}: labels come in "
+            f"families of {family} (one per texture), so every count must be a multiple of {family}."
+        )
     if config.min_objects > config.max_objects:
         raise ConfigError(
             f"Bad config value data.generator.min_objects={config.min_objects}: it must be ≤ "
@@ -66,28 +77,37 @@ def check_generator(config: SyntheticMultiLabelConfig) -> None:
         )
 
 
-def label_names(config: SyntheticMultiLabelConfig, rng: np.random.Generator) -> list[str]:
-    combinations = list(product(*ATTRIBUTES.values()))
-    chosen = rng.choice(len(combinations), config.labels, replace=False)
-    return [" ".join(combinations[i]) for i in chosen]
+def label_looks(config: SyntheticMultiLabelConfig, rng: np.random.Generator) -> list[tuple[str, str, str]]:
+    """(texture, colour, shape) of each label: labels // 3 random (colour, shape) families, each with every
+    texture, family after family."""
+    families = list(product(COLOURS, SHAPES))
+    chosen = rng.choice(len(families), config.labels // len(TEXTURES), replace=False)
+    return [(texture, *families[i]) for i in chosen for texture in TEXTURES]
+
+
+def label_name(look: tuple[str, str, str], index: int, named_texture: bool) -> str:
+    texture, colour, shape = look
+    return f"{texture} {colour} {shape}" if named_texture else f"{colour} {shape} mark{index}"
 
 
 def word_vectors(config: SyntheticMultiLabelConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """One vector per attribute word: its kind's direction + its own direction + noise; plus filler words."""
+    """One vector per attribute word: its kind's direction + its own direction + noise; each label's own token
+    (`mark<i>`) and the filler words: random directions, unrelated to any look."""
     vectors = {}
     for values in ATTRIBUTES.values():
         kind = rng.normal(size=config.vector_dim)
         for word in values:
             own = rng.normal(size=config.vector_dim)
             vectors[word] = (0.5 * kind + own + config.attribute_noise * rng.normal(size=config.vector_dim)) / 4
-    for index in range(config.filler_words):
-        vectors[f"filler{index}"] = rng.normal(size=config.vector_dim) / 4
+    tokens = [] if config.named_texture else [f"mark{index}" for index in range(config.labels)]
+    for word in tokens + [f"filler{index}" for index in range(config.filler_words)]:
+        vectors[word] = rng.normal(size=config.vector_dim) / 4
     return vectors
 
 
-def _draw_object(image: np.ndarray, label: str, box: tuple[int, int, int], rng: np.random.Generator) -> list:
-    """Draw the object named `label` centred at (x, y) with radius r; returns its outline polygon."""
-    texture, colour, shape = label.split()
+def _draw_object(image: np.ndarray, look: tuple[str, str, str], box: tuple[int, int, int], rng) -> list:
+    """Draw an object of `look` (texture, colour, shape) centred at (x, y) with radius r; returns its outline."""
+    texture, colour, shape = look
     x, y, r = box
     mask = np.zeros(image.shape[:2], dtype=np.uint8)
     if shape in ("circle", "ring"):
@@ -121,7 +141,7 @@ def _draw_object(image: np.ndarray, label: str, box: tuple[int, int, int], rng: 
     return [contour.flatten().astype(float).tolist() for contour in contours if len(contour) >= 3]
 
 
-def _image(config, names: list[str], pool: np.ndarray, rng: np.random.Generator):
+def _image(config, looks: list[tuple[str, str, str]], pool: np.ndarray, rng: np.random.Generator):
     """An image of 1..max distinct labels from `pool`, objects in distinct cells of a 2 x 2 grid."""
     size = config.image_size
     image = (rng.normal(110, 18, (size, size, 3))).clip(0, 255).astype(np.uint8)
@@ -133,7 +153,7 @@ def _image(config, names: list[str], pool: np.ndarray, rng: np.random.Generator)
         r = int(rng.integers(size // 9, size // 5))
         x = int(cell % 2) * size // 2 + size // 4 + int(rng.integers(-size // 12, size // 12 + 1))
         y = int(cell // 2) * size // 2 + size // 4 + int(rng.integers(-size // 12, size // 12 + 1))
-        polygons = _draw_object(image, names[label], (x, y, r), rng)
+        polygons = _draw_object(image, looks[label], (x, y, r), rng)
         objects.append((int(label), [x - r, y - r, 2 * r, 2 * r], polygons))
     return image, objects
 
@@ -141,19 +161,24 @@ def _image(config, names: list[str], pool: np.ndarray, rng: np.random.Generator)
 def write_dataset(config: SyntheticMultiLabelConfig, folder: Path, progress: bool = True) -> None:
     """COCO layout: images/<id>.jpg and annotations/instances.json; label_split.json; word_vectors.txt."""
     rng = np.random.default_rng(config.seed)
-    names = label_names(config, rng)
-    order = rng.permutation(config.labels)
-    bounds = np.cumsum((0, *config.split))
-    splits = {name: order[bounds[i] : bounds[i + 1]] for i, name in enumerate(("train", "val", "test"))}
+    looks = label_looks(config, rng)
+    names = [label_name(look, index, config.named_texture) for index, look in enumerate(looks)]
+    family = len(TEXTURES)
+    order = rng.permutation(config.labels // family)  # families, split whole
+    bounds = np.cumsum((0, *config.split)) // family
+    splits = {
+        name: np.concatenate([np.arange(f * family, (f + 1) * family) for f in order[bounds[i] : bounds[i + 1]]])
+        for i, name in enumerate(("train", "val", "test"))
+    }
     (folder / "images").mkdir()
     (folder / "annotations").mkdir()
     coco = {"images": [], "annotations": [], "categories": []}
-    coco["categories"] = [{"id": i + 1, "name": n, "supercategory": n.split()[-1]} for i, n in enumerate(names)]
+    coco["categories"] = [{"id": i + 1, "name": n, "supercategory": looks[i][2]} for i, n in enumerate(names)]
     split_names = list(splits)
     for image_id in tqdm(range(1, config.images + 1), desc="generate images", disable=not progress):
         mixed = rng.random() < config.mixed_fraction
         pool = np.arange(config.labels) if mixed else splits[split_names[rng.choice(3, p=[0.6, 0.2, 0.2])]]
-        image, objects = _image(config, names, pool, rng)
+        image, objects = _image(config, looks, pool, rng)
         file_name = f"{image_id:06d}.jpg"
         cv2.imwrite(str(folder / "images" / file_name), image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
         size = config.image_size
