@@ -37,10 +37,11 @@ ROUTINGS = ("paper", "effective")
 
 @dataclass
 class OVRDLConfig:
-    encoder: str = bounded("cnn", choices=ENCODERS)  # cnn (2 x conv 3x3, max-pool, dropout, flatten) | mlp
+    # cnn: 2 x conv32 3x3, max-pool, dropout, flatten (official input_model_simpleCNN) | mlp
+    encoder: str = bounded("cnn", choices=ENCODERS)
     filters: int = bounded(32, minimum=1)
     mlp_hidden: int = bounded(256, minimum=1)
-    feature_dim: int = bounded(128, minimum=1)
+    feature_dim: int = bounded(128, minimum=1)  # G_k = Dense(128, tanh)
     dropout: float = bounded(0.25, minimum=0.0, below=1.0)
     domain_task_weight: float = bounded(0.1, minimum=0.0)  # w_k for k >= 1 (w_0 = 1)
     identity_pair_weight: float = bounded(1.0, minimum=0.0)  # w_k0 = 1 · λ[0, k] (official); 0.1: ablation
