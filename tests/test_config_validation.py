@@ -45,8 +45,9 @@ def _bad_values(field: dataclasses.Field, schema: type) -> list[object]:
         bad.append(limits["above"])
     if "below" in limits:
         bad.append(limits["below"])
-    if _is_list(field, schema):
-        bad = [[value] for value in bad]
+    if _is_list(field, schema):  # the default list with its first entry out of bounds: nothing else is wrong
+        rest = list(getattr(schema(), field.name) or [None])[1:]
+        bad = [[value, *rest] for value in bad]
     if "same_length_as" in limits:
         other = getattr(schema(), limits["same_length_as"])
         bad.append(list(other) + list(other[:1]))

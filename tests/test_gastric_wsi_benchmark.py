@@ -14,10 +14,11 @@ from common.metrics.segmentation import dice
 from papers.gastric_wsi import synthetic
 from papers.gastric_wsi.no_learning import od_lesion_mask, optical_density, thumbnail_od_score
 from papers.gastric_wsi.synthetic import SyntheticGastricConfig, center_stains, render_slide, splits_and_labels
-from papers.gastric_wsi.tissue import OtsuConfig, otsu_tissue_mask
+from papers.gastric_wsi.tissue import OtsuConfig, otsu_tissue_mask, pixels
 
 DRAW = 32  # slides, half of them positive
 THUMBNAIL_HALVINGS = 4  # the pyramid level at 8 µm/px, the pipeline's thumbnail_mpp
+THUMBNAIL_MPP = SyntheticGastricConfig().mpp * 2**THUMBNAIL_HALVINGS
 
 
 def halved(image: np.ndarray, times: int) -> np.ndarray:
@@ -43,7 +44,8 @@ def draw():
 
 def test_the_thumbnail_optical_density_does_not_screen_the_slides(draw):
     labels = [label for label, *_ in draw]
-    scores = [thumbnail_od_score(thumb, otsu_tissue_mask(thumb, OtsuConfig())) for _, thumb, _, _ in draw]
+    otsu = OtsuConfig()
+    scores = [thumbnail_od_score(thumb, otsu_tissue_mask(thumb, otsu, THUMBNAIL_MPP)) for _, thumb, _, _ in draw]
     assert roc_auc_score(labels, scores) < 0.7  # the oracle's AUC is 1
 
 
@@ -52,9 +54,9 @@ def test_no_learning_lesion_maps_are_far_from_the_annotated_lesions(draw):
     for label, thumb, _, lesion in draw:
         if label:
             truth = halved(lesion, THUMBNAIL_HALVINGS) > 0
-            tissue = otsu_tissue_mask(thumb, OtsuConfig())
+            tissue = otsu_tissue_mask(thumb, OtsuConfig(), THUMBNAIL_MPP)
             otsu.append(dice(truth, tissue))
-            density.append(dice(truth, od_lesion_mask(thumb, tissue, OtsuConfig().blur)))
+            density.append(dice(truth, od_lesion_mask(thumb, tissue, pixels(OtsuConfig().blur_um, THUMBNAIL_MPP))))
     assert np.mean(otsu) < 0.15 and np.mean(density) < 0.3  # the oracle's lesion Dice is about 0.9
 
 

@@ -363,8 +363,10 @@ def test_two_shot_vos_bench_compares_with_the_plain_forward(run_cli, tmp_path):
         "inference, reduced STCN",
         "inference, full STCN",
         "bank building, reduced STCN",
+        "training step, channels-last + bfloat16",
     ]
-    assert all(f["baseline_name"] == "plain key-encoder forward" and f["unit"] == "frames/s" for f in figures)
+    assert all(f["baseline_name"] == "plain key-encoder forward" and f["unit"] == "frames/s" for f in figures[:3])
+    assert (figures[3]["baseline_name"], figures[3]["unit"]) == ("float32", "steps/s")
 
 
 def test_ml_fsic_bench_compares_with_mean_prototypes(run_cli, tmp_path):
