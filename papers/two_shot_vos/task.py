@@ -21,13 +21,12 @@ from torch import nn
 from common.checkpoint import trained_weights
 from common.config import typed_config
 from common.errors import ConfigError
-from common.metrics.segmentation import jaccard
 from common.stages import Stage, StageContext, StageOutcome
 from common.task import PaperTask
 from common.units import UnitContributions
 from papers.two_shot_vos.data import Video, read_index_mask
 from papers.two_shot_vos.inference import InferenceConfig, build_bank
-from papers.two_shot_vos.no_learning import SCORERS, no_learning_segmenter
+from papers.two_shot_vos.no_learning import SCORERS, no_learning_segmenter, unlabeled_frame_jaccard
 from papers.two_shot_vos.outputs import export_youtube_submission, write_overlays
 from papers.two_shot_vos.prediction import predict_videos
 from papers.two_shot_vos.sampling import SamplingConfig, VideoSource
@@ -214,11 +213,8 @@ class TwoShotVOSTask(PaperTask):
         scores = []
         for video in banked.videos:
             given = {Path(frame).stem for frame in labeled[video.name]}
-            for t, name in enumerate(video.frame_names):
-                if name in given:
-                    continue
-                for obj in truth[video.name].objects:
-                    scores.append(jaccard(truth[video.name].masks[t] == obj, video.masks[t] == obj))
+            indices = [t for t, name in enumerate(video.frame_names) if name in given]
+            scores += unlabeled_frame_jaccard(truth[video.name], video.masks, indices)
         return float(np.mean(scores))
 
     # the run's model (the last stage's trainee)
