@@ -88,6 +88,7 @@ class ClusteringJob:
     workers: int = 0  # 0: all cores
     shard_size: int = 16  # users per output file
     progress: bool = True
+    label: str = ""  # added to the progress bar's description, e.g. which cut-off
 
     def shard_path(self, index: int) -> Path:
         return self.output_dir / f"shard_{index:06d}.npz"
@@ -98,7 +99,12 @@ class ClusteringJob:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         workers = self.workers or os.cpu_count() or 1
         pending = self._pending_shards(users)
-        bar = tqdm(total=total, desc=f"cluster users ({self.backend})", unit="user", disable=not self.progress)
+        bar = tqdm(
+            total=total,
+            desc=" ".join(filter(None, (f"cluster users ({self.backend})", self.label))),
+            unit="user",
+            disable=not self.progress,
+        )
         if self.backend == "serial":
             for index, shard in pending:
                 self._finish(index, cluster_shard(shard, item_embeddings, self.config), bar, len(shard))

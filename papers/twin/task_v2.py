@@ -3,9 +3,11 @@ compressed offline into virtual items by hierarchical clustering, with cluster-a
 
 A run has three declared stages (common/stages.py), each in its own directory of the run: `embeddings`, the item
 embeddings to cluster: TWIN trained first on the latest raw behaviors (the paper clusters "the recommendation
-model's item embeddings"), or a TWIN checkpoint given by the user; `clustering`, the clustering job over every
-user's behaviors before the first sample, its shards in the stage's directory; `twin_v2`, TWIN-V2 trained on the
-virtual items. `life_cycle.sequence=raw` has no stages: TWIN alone on the same data, the paper's baseline.
+model's item embeddings"), or a TWIN checkpoint given by the user; `clustering`, the offline clustering job,
+rebuilt every `life_cycle.rebuild_every_days` days of the sample period from every behavior before its cut-off
+(one folder of shards per cut-off in the stage's directory); `twin_v2`, TWIN-V2 trained on the virtual items,
+each sample reading the latest clustering built before it. `life_cycle.sequence=raw` has no stages: TWIN alone on
+the same data, the paper's baseline.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from papers.twin.model import TwinModelConfig
 from papers.twin.prediction import raw_ids_of_samples
 from papers.twin.task import SPLITS, TwinTask, aligned_mean
 from papers.twin.trainee import LifelongCTRTrainee, item_embeddings
-from papers.twin.virtual_items import VirtualItemHistory, VirtualItemSplit, first_sample_time, life_cycle_behaviors
+from papers.twin.virtual_items import VirtualItemHistory, VirtualItemSplit, life_cycle_behaviors, rebuild_cutoffs
 
 SEQUENCES = ("virtual", "raw")
 EMBEDDINGS_FILE = "item_embeddings.npy"
@@ -40,6 +42,7 @@ BASELINE_OUTPUTS_FILE = "twin_test_outputs.npz"
 class LifeCycleConfig:
     sequence: str = bounded("virtual", choices=SEQUENCES)  # virtual: TWIN-V2; raw: TWIN on the latest raw behaviors
     clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
+    rebuild_every_days: int | None = bounded(1, minimum=1)  # days between rebuilds; null: once, before any sample
     backend: str = bounded("process", choices=BACKENDS)
     workers: int = bounded(0, minimum=0)  # 0: all cores
     shard_size: int = bounded(4, minimum=1)  # users per shard file
@@ -47,12 +50,16 @@ class LifeCycleConfig:
     embedding_length: int = bounded(10000, minimum=1)
 
 
+def clustering_metrics(history: VirtualItemHistory) -> dict[str, float]:
+    return {"compression": history.compression(), "cluster_distance": history.cluster_distance()}
+
+
 class TwinV2Task(TwinTask):
     def __init__(self, cfg, context, run_dir: Path):
         super().__init__(cfg, context, run_dir)
         self.life_cycle = typed_config(LifeCycleConfig, cfg.get("life_cycle"), "life_cycle")
         self.clustered_embeddings: np.ndarray | None = None
-        self.virtual_items: dict[int, dict[str, np.ndarray]] = {}
+        self.virtual_items: VirtualItemHistory | None = None
         self.clustering_metrics: dict[str, float] = {}
         self.baseline_metrics: dict[str, float] = {}
         self.baseline_outputs: dict[str, np.ndarray] = {}
@@ -75,10 +82,13 @@ class TwinV2Task(TwinTask):
             ),
             Stage(
                 "clustering",
-                "the clustering job over every user's behaviors before the first sample",
+                "the clustering job at each cut-off, over every user's behaviors before it",
                 self.run_clustering,
                 restore=self.restore_clustering,
-                config=lambda: asdict(self.life_cycle.clustering),
+                config=lambda: {
+                    **asdict(self.life_cycle.clustering),
+                    "rebuild_every_days": self.life_cycle.rebuild_every_days,
+                },
             ),
             Stage(
                 "twin_v2",
@@ -136,33 +146,40 @@ class TwinV2Task(TwinTask):
         return self.restore_clustering(context)
 
     def restore_clustering(self, context: StageContext) -> StageOutcome:
-        """Every user's virtual items, read back from the job's shards."""
-        self.virtual_items = read_virtual_items(sorted(context.directory.glob("shard_*.npz")))
-        history = self.history(self.data, self.virtual_items)
-        self.clustering_metrics = {"compression": history.compression(), "cluster_distance": history.cluster_distance()}
+        """Every clustering's virtual items, read back from the job's shards."""
+        self.virtual_items = self.read_history(self.data, context.directory)
+        self.clustering_metrics = clustering_metrics(self.virtual_items)
         return StageOutcome(self.clustering_metrics)
 
     def train_twin_v2(self, context: StageContext) -> StageOutcome:
         """Stage 3: TWIN-V2 on the virtual items, initialised from the run's seed whatever ran before."""
-        history = self.history(self.data, self.virtual_items)
         trainee = LifelongCTRTrainee(self.context, self.model_config, self.data, self.clustering_metrics, "twin_v2")
         seed_everything(context.seed)
-        result = context.fit(trainee, self.virtual_item_splits(self.sample_rows(), history))
+        result = context.fit(trainee, self.virtual_item_splits(self.sample_rows(), self.virtual_items))
         return StageOutcome(result.metrics, result)
 
     def cluster(self, data: LifelongData, embeddings: np.ndarray, output: Path) -> None:
-        """Run the clustering job of `data`'s users on rank 0 into `output`; every rank waits for it."""
+        """Run the clustering job of `data`'s users at every cut-off on rank 0, into `output`/cutoff_<c>/; every
+        rank waits for it. Finished cut-offs and shards are skipped (resume)."""
         if self.context.is_main:
             settings = self.life_cycle
-            job = ClusteringJob(output, settings.clustering, settings.backend, settings.workers, settings.shard_size)
-            cutoff = first_sample_time(data)
-            users = len(np.unique(data.behavior_user[data.behavior_time < cutoff]))
-            job.run(life_cycle_behaviors(data, cutoff), embeddings, total=users)
+            cutoffs = rebuild_cutoffs(data, settings.rebuild_every_days)
+            for index, cutoff in enumerate(cutoffs):
+                job = ClusteringJob(
+                    output / f"cutoff_{index:03d}", settings.clustering, settings.backend, settings.workers,
+                    settings.shard_size, label=f"cut-off {index + 1}/{len(cutoffs)}",
+                )  # fmt: skip
+                users = len(np.unique(data.behavior_user[data.behavior_time < cutoff]))
+                job.run(life_cycle_behaviors(data, int(cutoff)), embeddings, total=users)
         self.context.barrier()
 
-    @staticmethod
-    def history(data: LifelongData, virtual_items: dict[int, dict[str, np.ndarray]]) -> VirtualItemHistory:
-        return VirtualItemHistory.from_tables(virtual_items, data.vocabulary.users, first_sample_time(data))
+    def read_history(self, data: LifelongData, output: Path) -> VirtualItemHistory:
+        """The clusterings `cluster` wrote into `output`, as one history."""
+        cutoffs = rebuild_cutoffs(data, self.life_cycle.rebuild_every_days)
+        shards = [sorted((output / f"cutoff_{index:03d}").glob("shard_*.npz")) for index in range(len(cutoffs))]
+        return VirtualItemHistory.from_tables(
+            [read_virtual_items(files) for files in shards], data.vocabulary.users, cutoffs
+        )
 
     def virtual_item_splits(self, rows: dict[str, np.ndarray], history: VirtualItemHistory) -> tuple:
         lengths = (self.model_config.gsu_length, self.model_config.short_length)
@@ -179,9 +196,8 @@ class TwinV2Task(TwinTask):
         self.data = align_to_trained(self.data, self.data_ids, trained)
         clusters = output_dir / "clusters"
         self.cluster(self.data, np.load(trained_run / "embeddings" / EMBEDDINGS_FILE), clusters)
-        self.virtual_items = read_virtual_items(sorted(clusters.glob("shard_*.npz")))
-        history = self.history(self.data, self.virtual_items)
-        metrics = {"compression": history.compression(), "cluster_distance": history.cluster_distance()}
+        history = self.read_history(self.data, clusters)
+        metrics = clustering_metrics(history)
         trainee = LifelongCTRTrainee(self.context, self.model_config, self.data, metrics, "twin_v2")
         split = self.virtual_item_splits({name: rows for name in SPLITS}, history)[2]
         return self.score_and_write(trainee, trained_run / "twin_v2", split, raw_ids, output_dir)

@@ -1,5 +1,7 @@
 """TWIN-V2's life-cycle sequence: each user's behaviors before a cut-off, clustered into virtual items, and
-the split that feeds them to the long-term module (GSU + ESU) in place of raw behaviors."""
+the split that feeds them to the long-term module (GSU + ESU) in place of raw behaviors. The clustering is
+rebuilt offline on a schedule (cut-offs through the sample period); each sample reads the latest clustering
+built before it."""
 
 from __future__ import annotations
 
@@ -21,11 +23,16 @@ from papers.twin.data import (
 from papers.twin.lifecycle import UserBehaviors
 
 CATEGORICAL = ("tab", "is_like", "is_follow")  # behavior_cross columns 1..3, taken from a cluster's representative
+DAY_MS = 86_400_000
 
 
-def first_sample_time(data: LifelongData) -> int:
-    """The clustering cut-off: the life cycle is every behavior before the first sample (no leakage)."""
-    return int(data.samples["time_ms"].min())
+def rebuild_cutoffs(data: LifelongData, every_days: int | None) -> np.ndarray:
+    """The clustering cut-offs: the first sample's time (the life cycle before any sample: no leakage), then one
+    every `every_days` days up to the last sample (None: the first only)."""
+    first, last = int(data.samples["time_ms"].min()), int(data.samples["time_ms"].max())
+    if every_days is None:
+        return np.array([first], dtype=np.int64)
+    return np.arange(first, last + 1, every_days * DAY_MS, dtype=np.int64)
 
 
 def life_cycle_behaviors(data: LifelongData, cutoff_ms: int) -> Iterator[UserBehaviors]:
@@ -48,54 +55,61 @@ def life_cycle_behaviors(data: LifelongData, cutoff_ms: int) -> Iterator[UserBeh
 
 @dataclass
 class VirtualItemHistory:
-    """All users' virtual items in flat arrays, each user's sorted by mean time (oldest first)."""
+    """Every clustering's virtual items in flat arrays: clustering c, built from the behaviors before
+    `cutoffs_ms[c]`, holds user u's items in rows start[c, u]:end[c, u], sorted by mean time (oldest first)."""
 
-    start: np.ndarray  # [users + 1]: first row of each user index (users without any: empty range)
+    start: np.ndarray  # [clusterings, users]: users without any behavior before the cut-off get an empty range
     end: np.ndarray
     columns: dict[str, np.ndarray]
-    cutoff_ms: int
+    cutoffs_ms: np.ndarray  # [clusterings], increasing
 
     @classmethod
-    def from_tables(cls, tables: dict[int, dict[str, np.ndarray]], num_users: int, cutoff_ms: int):
-        order = sorted(tables)
-        pieces = [tables[user] for user in order]
-        sorted_pieces = [
-            {name: v[np.argsort(piece["time_ms"], kind="stable")] for name, v in piece.items()} for piece in pieces
-        ]
-        counts = np.zeros(num_users, dtype=np.int64)
-        counts[order] = [len(piece["size"]) for piece in pieces]
-        ends = np.cumsum(counts)
-        columns = {name: np.concatenate([piece[name] for piece in sorted_pieces]) for name in pieces[0]}
-        return cls(start=ends - counts, end=ends, columns=columns, cutoff_ms=cutoff_ms)
+    def from_tables(cls, clusterings: list[dict[int, dict[str, np.ndarray]]], num_users: int, cutoffs_ms: np.ndarray):
+        """`clusterings[c]` maps each user to their virtual-item table of the clustering up to `cutoffs_ms[c]`."""
+        pieces, counts = [], np.zeros((len(clusterings), num_users), dtype=np.int64)
+        for index, tables in enumerate(clusterings):
+            for user in sorted(tables):
+                table = tables[user]
+                order = np.argsort(table["time_ms"], kind="stable")
+                pieces.append({name: values[order] for name, values in table.items()})
+                counts[index, user] = len(order)
+        ends = np.cumsum(counts.ravel()).reshape(counts.shape)
+        columns = {name: np.concatenate([piece[name] for piece in pieces]) for name in pieces[0]}
+        return cls(start=ends - counts, end=ends, columns=columns, cutoffs_ms=np.asarray(cutoffs_ms, dtype=np.int64))
+
+    def clustering_at(self, time_ms: np.ndarray) -> np.ndarray:
+        """Index of the latest clustering built before each time (-1 where none was)."""
+        return np.searchsorted(self.cutoffs_ms, time_ms, side="right") - 1
 
     def compression(self) -> float:
-        """Virtual items per clustered behavior (TWIN-V2's target: about 10%)."""
+        """Virtual items per clustered behavior (TWIN-V2's target: about 10%), over every clustering."""
         return len(self.columns["size"]) / self.columns["size"].sum()
 
     def cluster_distance(self) -> float:
-        """Mean distance of a clustered behavior's embedding to its cluster's centroid."""
+        """Mean distance of a clustered behavior's embedding to its cluster's centroid, over every clustering."""
         return float((self.columns["spread"] * self.columns["size"]).sum() / self.columns["size"].sum())
 
 
 class VirtualItemSplit(LifelongSplit):
-    """A split whose long-term window holds the user's `history_length` latest virtual items (all from before
-    the clustering cut-off); the short-term branch still reads raw recent behaviors."""
+    """A split whose long-term window holds the user's `history_length` latest virtual items of the latest
+    clustering built before the sample; the short-term branch still reads raw recent behaviors."""
 
     def __init__(
         self, data: LifelongData, rows: np.ndarray, history_length: int, recent_length: int, history: VirtualItemHistory
     ):
         super().__init__(data, rows, history_length, recent_length)
-        if len(self) and self.columns["time_ms"].min() < history.cutoff_ms:
+        if len(self) and self.columns["time_ms"].min() < history.cutoffs_ms[0]:
             raise DatasetError(
-                f"samples start at time_ms={self.columns['time_ms'].min()} but the virtual items were clustered up to "
-                f"{history.cutoff_ms}: the history would leak the future. Cluster up to the first sample instead."
+                f"samples start at time_ms={self.columns['time_ms'].min()} but the first clustering holds behaviors "
+                f"up to {history.cutoffs_ms[0]}: the history would leak the future. Cluster up to the first sample."
             )
         self.history = history
+        self.clustering = history.clustering_at(self.columns["time_ms"])
 
     def long_term_window(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
         history, length = self.history, self.history_length
-        users = self.columns["user"][indices]
-        positions, valid = latest_window(history.start[users], history.end[users], length)
+        users, clustering = self.columns["user"][indices], self.clustering[indices]
+        positions, valid = latest_window(history.start[clustering, users], history.end[clustering, users], length)
         column = history.columns
         since = self.columns["time_ms"][indices][:, None] - column["time_ms"][positions]
         cross = np.empty((len(indices), length, len(CROSS_FEATURES)), dtype=np.int32)
