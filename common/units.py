@@ -92,6 +92,9 @@ class UnitContributions:
         return float(aggregate(entry, np.ones((1, len(self.ids))))[0])
 
 
+FEW_SCORES = 64  # up to this many distinct scores, AUC replicates are counted per score rather than per unit
+
+
 def aggregate(entry: MetricUnits, counts: np.ndarray) -> np.ndarray:
     """The metric under each row of `counts` (replicates x units: how often each unit was drawn)."""
     if entry.kind == "mean":
@@ -108,8 +111,13 @@ def aggregate(entry: MetricUnits, counts: np.ndarray) -> np.ndarray:
 
 def _weighted_auc(labels: np.ndarray, scores: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """AUC with each unit repeated `counts` times (ties count one half), one value per row of counts."""
+    distinct, group = np.unique(scores, return_inverse=True)
+    if len(distinct) <= FEW_SCORES:
+        return _weighted_auc_of_few_scores(labels, group, len(distinct), counts)
     order = np.argsort(scores, kind="mergesort")
     labels, scores, counts = labels[order], scores[order], counts[:, order]
+    if (np.diff(scores) > 0).all():
+        return _weighted_auc_without_ties(labels, counts)
     positive = counts * (labels == 1)
     negative = counts * (labels == 0)
     # negatives strictly below each unit's score, and negatives tied with it
@@ -122,6 +130,32 @@ def _weighted_auc(labels: np.ndarray, scores: np.ndarray, counts: np.ndarray) ->
     pairs = positive.sum(axis=1) * negative.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(pairs > 0, (positive * (below + 0.5 * tied)).sum(axis=1) / pairs, np.nan)
+
+
+def _weighted_auc_of_few_scores(labels: np.ndarray, group: np.ndarray, groups: int, counts: np.ndarray) -> np.ndarray:
+    """`_weighted_auc` when the units hold few distinct scores (`group`: each unit's rank among them): the
+    positives and negatives of each score are summed by one product with their indicator, and the pairs are
+    counted on that small table. Whole-number counts keep every sum exact."""
+    indicator = np.zeros((len(labels), 2 * groups))
+    indicator[labels == 1, group[labels == 1]] = 1
+    indicator[labels == 0, groups + group[labels == 0]] = 1
+    tallies = counts @ indicator
+    positive, negative = tallies[:, :groups], tallies[:, groups:]
+    below = np.cumsum(negative, axis=1) - negative
+    pairs = positive.sum(axis=1) * negative.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(pairs > 0, (positive * (below + 0.5 * negative)).sum(axis=1) / pairs, np.nan)
+
+
+def _weighted_auc_without_ties(labels: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """`_weighted_auc` for units already sorted by distinct scores: each positive's pairs are the negatives
+    before it. The counts are whole numbers, so every sum is exact and the result equals the general path's."""
+    positives = np.flatnonzero(labels == 1)
+    negatives_before = np.cumsum(counts * (labels == 0), axis=1)[:, positives]
+    weights = counts[:, positives]
+    pairs = weights.sum(axis=1) * counts[:, labels == 0].sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(pairs > 0, (weights * negatives_before).sum(axis=1) / pairs, np.nan)
 
 
 def units_path(record_path: Path) -> Path:

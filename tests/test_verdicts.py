@@ -133,6 +133,27 @@ def test_units_round_trip_and_reproduce_the_metrics(tmp_path: Path) -> None:
     assert slides_saved.strata.tolist() == [1, 0, 1, 0]
 
 
+SCORES = {  # one score draw per AUC path of common.units: few distinct scores, ties among many, all distinct
+    "few": lambda rng: rng.integers(0, 3, 300) / 7,
+    "tied": lambda rng: np.concatenate([rng.integers(0, 3, 100) / 7, rng.normal(size=200)]),
+    "distinct": lambda rng: rng.normal(size=300),
+}
+
+
+@pytest.mark.parametrize("kind", SCORES)
+def test_replicate_aucs_equal_the_auc_of_each_replicates_repeated_units(kind) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from common.units import aggregate
+
+    rng = np.random.default_rng(0)
+    labels, scores = rng.integers(0, 2, 300), SCORES[kind](rng)
+    counts = rng.integers(0, 3, (4, 300))
+    units = UnitContributions("sample", np.arange(300)).add_auc("auc", labels, scores)
+    expected = [roc_auc_score(np.repeat(labels, row), np.repeat(scores, row)) for row in counts]
+    assert aggregate(units.metrics["auc"], counts.astype(float)) == pytest.approx(expected, abs=1e-12)
+
+
 def test_units_labelled_neither_class_take_no_part_in_an_auc() -> None:
     units = UnitContributions("slide", np.arange(5)).add_auc("auc", [1, 0, np.nan, 1, 0], [0.9, 0.1, 0.0, 0.2, 0.5])
     assert units.value("auc") == pytest.approx(0.75)
