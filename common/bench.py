@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.config import typed_config
+
 
 @dataclass
 class BenchFigure:
@@ -55,16 +57,22 @@ def samples_per_second(step: Callable[[], object], steps: int, batch_size: int) 
 
 def training_samples_per_second(task, model: torch.nn.Module, split, steps: int, batch_size: int) -> float:
     """Samples/s of full training steps on random batches of `split`: batch gathering, the task's loss,
-    backward and an Adam update."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    backward and an update by each of the configured optimizers (trainer.optimizers, by parameter group)."""
+    # imported here: common.trainer imports common.task, which imports this module
+    from common.trainer import TrainerConfig, build_optimizers
+
+    settings = typed_config(TrainerConfig, task.cfg.trainer, "trainer")
+    optimizers = build_optimizers(task.parameter_groups(model), settings.optimizers).values()
     rng = np.random.default_rng(0)
 
     def step():
         batch = split.batch(rng.choice(len(split), batch_size, replace=False))
         loss, _ = task.loss(model, batch)
-        optimizer.zero_grad()
+        for optimizer in optimizers:
+            optimizer.zero_grad()
         loss.backward()
-        optimizer.step()
+        for optimizer in optimizers:
+            optimizer.step()
 
     return samples_per_second(step, steps, batch_size)
 

@@ -10,9 +10,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from common.bench import BenchFigure, median_seconds, multiple_figure, samples_per_second, throughput_figure
-from common.config import bounded, typed_config
-from common.trainer import TrainerConfig, build_optimizers
+from common.bench import BenchFigure, median_seconds, multiple_figure, throughput_figure, training_samples_per_second
+from common.config import bounded
 from papers.pepnet.model import build_model
 
 MODELS = {"pepnet": "PEPNet", "dcn_v2": "DCNv2", "mmoe": "MMoE"}  # MMoE: the reference of both ratios
@@ -25,24 +24,6 @@ class PEPNetBenchConfig:
     latency_batch: int = bounded(512, minimum=1)  # candidates scored per request
     repeats: int = bounded(50, minimum=1)
     threads: int = bounded(1, minimum=1)  # inference latency is measured on this many cores
-
-
-def training_rate(task, model, split, steps: int, batch_size: int) -> float:
-    """Samples/s of full training steps on random batches of `split`, with the configured optimizers."""
-    settings = typed_config(TrainerConfig, task.cfg.trainer, "trainer")
-    optimizers = build_optimizers(task.parameter_groups(model), settings.optimizers).values()
-    rng = np.random.default_rng(0)
-
-    def step():
-        batch = split.batch(rng.choice(len(split), batch_size, replace=False))
-        loss, _ = task.loss(model, batch)
-        for optimizer in optimizers:
-            optimizer.zero_grad()
-        loss.backward()
-        for optimizer in optimizers:
-            optimizer.step()
-
-    return samples_per_second(step, steps, batch_size)
 
 
 def inference_seconds(models: dict, request: dict, settings: PEPNetBenchConfig) -> dict[str, float]:
@@ -67,7 +48,7 @@ def run_benchmarks(task, settings: PEPNetBenchConfig) -> list[BenchFigure]:
     models = {name: build_model(replace(task.model_config, name=name), task.data) for name in MODELS}
     batch_size = min(settings.batch_size, len(train))
     steps = settings.train_steps
-    rates = {name: training_rate(task, model, train, steps, batch_size) for name, model in models.items()}
+    rates = {name: training_samples_per_second(task, model, train, steps, batch_size) for name, model in models.items()}
     note = f"batch {batch_size}, {torch.get_num_threads()} threads, same towers {task.model_config.tower_dims}"
     request = test.batch(np.arange(min(settings.latency_batch, len(test))))
     latency = inference_seconds(models, request, settings)
