@@ -40,7 +40,7 @@ PLAY_KINDS = ("interest", "pushed", "exploration")
 
 @dataclass
 class SyntheticLifelongConfig:
-    num_users: int = bounded(300, minimum=1)
+    num_users: int = bounded(1200, minimum=1)  # 134,400 impressions: enough that the models learn, not memorize
     num_items: int = bounded(6000, minimum=1)
     num_topics: int = bounded(200, minimum=1)
     num_tags: int = bounded(10, minimum=1)
