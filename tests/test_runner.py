@@ -48,7 +48,9 @@ def test_twin_v2_smoke_run_clusters_and_trains_on_virtual_items(run_cli, tmp_pat
     record = read_record(tmp_path)
     assert record["paper"] == "twin_v2" and record["model"] == "twin_v2"
     assert 0 < record["metrics"]["compression"] < 0.3 and record["metrics"]["cluster_distance"] > 0
-    assert sorted(path.name for path in (tmp_path / "clustering").glob("shard_*"))[0] == "shard_000000.npz"
+    cutoffs = sorted(path.name for path in (tmp_path / "clustering").glob("cutoff_*"))  # one per sample day
+    assert cutoffs == [f"cutoff_{day:03d}" for day in range(6)]
+    assert (tmp_path / "clustering" / cutoffs[-1] / "shard_000000.npz").is_file()
     assert (tmp_path / "embeddings" / "checkpoints" / "last.pt").is_file()
     assert (tmp_path / "twin_v2" / "checkpoints" / "last.pt").is_file()
     assert "cluster users" in completed.stderr and "train twin_v2" in completed.stderr
