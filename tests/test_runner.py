@@ -301,13 +301,18 @@ def test_twin_v2_under_ddp_matches_one_process_given_the_same_item_embeddings(ru
         assert metrics_two[name] == pytest.approx(metrics_one[name], abs=2e-3), name
 
 
+# One BLAS/OpenMP thread: with more, a loaded machine may run a product on fewer threads (MKL adapts them), and
+# the float sums, hence the compared metrics, differ in their last digits from run to run.
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 def test_killed_run_resumes_to_the_same_final_metrics(run_cli, tmp_path, cache_dir):
     steps = ("trainer.max_steps=40", "trainer.eval_every=10", "trainer.checkpoint_every=4")
-    reference = run_cli(*SMOKE, *steps, f"hydra.run.dir={tmp_path / 'reference'}")
+    reference = run_cli(*SMOKE, *steps, f"hydra.run.dir={tmp_path / 'reference'}", env=ONE_THREAD)
     assert reference.returncode == 0, reference.stderr[-3000:]
 
     run_dir = tmp_path / "killed"
-    environment = {**os.environ, "REPROZOO_CACHE_DIR": str(cache_dir), "WANDB_MODE": "disabled"}
+    environment = {**os.environ, "REPROZOO_CACHE_DIR": str(cache_dir), "WANDB_MODE": "disabled", **ONE_THREAD}
     process = subprocess.Popen(
         [sys.executable, "run.py", *SMOKE, *steps, f"hydra.run.dir={run_dir}"],
         cwd=ROOT,
@@ -325,7 +330,7 @@ def test_killed_run_resumes_to_the_same_final_metrics(run_cli, tmp_path, cache_d
     killed_at = torch.load(checkpoint, weights_only=False)["state"]["step"]
     assert 0 < killed_at < 40
 
-    resumed = run_cli(*SMOKE, *steps, f"hydra.run.dir={run_dir}", "resume=true")
+    resumed = run_cli(*SMOKE, *steps, f"hydra.run.dir={run_dir}", "resume=true", env=ONE_THREAD)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resumed from {checkpoint} at step {killed_at}" in resumed.stderr + resumed.stdout
     assert read_record(run_dir)["metrics"] == read_record(tmp_path / "reference")["metrics"]
