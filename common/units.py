@@ -114,9 +114,9 @@ def _weighted_auc(labels: np.ndarray, scores: np.ndarray, counts: np.ndarray) ->
     distinct, group = np.unique(scores, return_inverse=True)
     if len(distinct) <= FEW_SCORES:
         return _weighted_auc_of_few_scores(labels, group, len(distinct), counts)
-    order = np.argsort(scores, kind="mergesort")
+    order = np.argsort(group, kind="stable")  # by score, ties in their given order
     labels, scores, counts = labels[order], scores[order], counts[:, order]
-    if (np.diff(scores) > 0).all():
+    if len(distinct) == len(scores):
         return _weighted_auc_without_ties(labels, counts)
     positive = counts * (labels == 1)
     negative = counts * (labels == 0)
