@@ -9,10 +9,23 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+MAX_CURVE_PANELS = 12  # beyond it, per-cell metrics (e.g. PEPNet's 36 domain x task cells) are not drawn
+
+
+def curve_names(names: list[str], max_panels: int = MAX_CURVE_PANELS) -> list[str]:
+    """The logged quantities drawn, at most `max_panels`: every train quantity, then the validation metrics
+    with the fewest name parts first (aggregates such as `valid/gauc_mean` before `valid/gauc_tab0_is_like`),
+    ties by name."""
+    train = sorted(name for name in names if not name.startswith("valid/"))
+    valid = sorted((name for name in names if name.startswith("valid/")), key=lambda name: (name.count("_"), name))
+    return (train + valid)[:max_panels]
+
 
 def plot_training_curves(history: list[dict], path: Path) -> Path | None:
-    """One panel per logged quantity (train loss, validation metrics) against the step."""
-    names = sorted({key for entry in history for key in entry if key != "step"})
+    """One panel per logged quantity (train loss, validation metrics) against the step, at most
+    MAX_CURVE_PANELS of them (`curve_names`); the title says how many more were logged."""
+    logged = sorted({key for entry in history for key in entry if key != "step"})
+    names = curve_names(logged)
     if not names:
         return None
     columns = min(3, len(names))
@@ -26,6 +39,8 @@ def plot_training_curves(history: list[dict], path: Path) -> Path | None:
         axis.grid(alpha=0.3)
     for axis in list(axes.flat)[len(names) :]:
         axis.axis("off")
+    if len(logged) > len(names):
+        figure.suptitle(f"{len(logged) - len(names)} more logged quantities, not drawn")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from pathlib import Path
 
 from common.errors import ConfigError
@@ -34,7 +35,7 @@ def paper_task(key: str):
 def paper_package_dir(key: str) -> Path:
     """papers/<pkg>/, which holds the reported numbers, results/ and RESULTS.md."""
     module, _ = _split(key)
-    return Path(importlib.import_module(module).__file__).resolve().parent
+    return Path(importlib.util.find_spec(module).origin).resolve().parent  # located, not imported
 
 
 def reported_path(key: str) -> Path:

@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 from common.errors import ConfigError
 from common.hydra_setup import CONFIG_DIR, experiment_names, register_configs
 from common.logging import wandb_mode
-from common.plots import plot_training_curves
+from common.plots import curve_names, plot_training_curves
 from common.results import build_record, write_record
 from papers import PAPERS, paper_package_dir, paper_task
 
@@ -48,6 +48,14 @@ def test_training_curves_png(tmp_path):
     path = plot_training_curves(history, tmp_path / "curves.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert plot_training_curves([], tmp_path / "none.png") is None
+
+
+def test_training_curves_draw_train_quantities_and_aggregate_metrics_first():
+    cells = [f"valid/gauc_tab{d}_task{t}" for d in range(3) for t in range(6)]
+    names = ["valid/gauc_mean", "train/loss", *cells, "valid/gauc_tab0", "valid/auc_mean"]
+    drawn = curve_names(names, max_panels=5)
+    assert drawn == ["train/loss", "valid/auc_mean", "valid/gauc_mean", "valid/gauc_tab0", "valid/gauc_tab0_task0"]
+    assert curve_names(["valid/b", "train/loss"]) == ["train/loss", "valid/b"]
 
 
 def test_paper_registry_is_explicit_and_lazy():

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import torch
-from timm.models import load_state_dict
 from torch import nn
 
 from common.errors import ConfigError
@@ -60,6 +59,8 @@ def load_backbone_weights(backbone: nn.Module, path: str, key: str) -> None:
     """ImageNet weights (a local timm / torchvision checkpoint) into a feature backbone: every tensor of the
     backbone that the file has, the RGB filters of the first convolution kept and its extra (mask) channels
     orthogonal; the rest (the value encoder's added biases) keeps its initialisation, as the official code."""
+    from timm.models import load_state_dict  # imported on use: common/backbones.py says why
+
     try:
         source = load_state_dict(path)
     except (OSError, RuntimeError, KeyError) as error:
