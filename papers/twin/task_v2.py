@@ -42,7 +42,7 @@ BASELINE_OUTPUTS_FILE = "twin_test_outputs.npz"
 class LifeCycleConfig:
     sequence: str = bounded("virtual", choices=SEQUENCES)  # virtual: TWIN-V2; raw: TWIN on the latest raw behaviors
     clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
-    rebuild_every_days: int | None = bounded(1, minimum=1)  # days between rebuilds; null: once, before any sample
+    rebuild_every_days: int | None = bounded(7, minimum=1)  # days between rebuilds (README: why 7); null: once
     backend: str = bounded("process", choices=BACKENDS)
     workers: int = bounded(0, minimum=0)  # 0: all cores
     shard_size: int = bounded(4, minimum=1)  # users per shard file
