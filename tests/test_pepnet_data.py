@@ -14,7 +14,7 @@ from papers.pepnet.data import DOMAIN_FEATURES, build_multidomain_data
 from papers.pepnet.synthetic import PAPER_TASKS, SyntheticMultiDomainConfig, ensure_dataset, sample_period_start
 from tests.conftest import FIXTURES
 
-SMALL = SyntheticMultiDomainConfig(num_users=300, num_items=600, num_authors=60, impressions_per_day=10)
+SMALL = SyntheticMultiDomainConfig(num_users=300, num_items=600, num_authors=60, impressions_per_day=10, sample_days=6)
 USER_COLUMNS = ["user_active_degree", "register_days_range"]
 
 

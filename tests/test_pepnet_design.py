@@ -73,3 +73,18 @@ def test_domains_differ_in_size_and_in_which_signals_matter():
     assert max(CONFIG.domain_shares) > 5 * min(CONFIG.domain_shares)  # a small domain borrows from a large one
     weights = world.domain_signal_weights
     assert np.all(weights.max(0) - weights.min(0) > 0.2)
+
+
+def test_a_users_dense_tasks_reveal_the_priors_of_their_sparse_ones(draw):
+    world, users, items, domains, logits, _, _ = draw
+    logs = np.log(world.personal_weights)  # [users, tasks, signals]
+    across_tasks = np.corrcoef(logs[:, TASKS.index("is_click"), 0], logs[:, TASKS.index("is_hate"), 0])[0, 1]
+    assert across_tasks == pytest.approx(CONFIG.personal_weight_sharing**2, abs=0.1)
+    borrowed = copy.copy(world)  # every task follows the signals with the user's click weights
+    borrowed.personal_weights = np.repeat(world.personal_weights[:, [TASKS.index("is_click")]], len(TASKS), axis=1)
+    impersonal = copy.copy(world)
+    impersonal.personal_weights = np.ones_like(world.personal_weights)
+    sparse = ("gauc_is_follow", "gauc_is_forward", "gauc_is_hate")
+    with_click_priors = gauc_mean(draw, task_logits(borrowed, CONFIG, users, items, domains))
+    without_priors = gauc_mean(draw, task_logits(impersonal, CONFIG, users, items, domains))
+    assert np.mean([with_click_priors[name] - without_priors[name] for name in sparse]) > 0.01

@@ -23,7 +23,9 @@ from papers.pepnet.vocabulary import UNKNOWN, translate, vocabulary_of
 from tests.conftest import FIXTURES
 
 SMOKE = ("paper=pepnet", "debug=smoke", "logger=none", "trainer.device=cpu")
-SMOKE_GENERATOR = SyntheticMultiDomainConfig(num_users=300, num_items=800, num_authors=80, impressions_per_day=12)
+SMOKE_GENERATOR = SyntheticMultiDomainConfig(
+    num_users=300, num_items=800, num_authors=80, impressions_per_day=12, sample_days=6
+)
 TASKS = SMOKE_GENERATOR.tasks
 COLUMNS = ["user_id", "video_id", "domain", *(f"score_{task}" for task in TASKS)]
 USER_COLUMNS = ["user_active_degree", "register_days_range"]

@@ -41,7 +41,7 @@ PAPER_TASKS = ["is_like", "is_follow", "is_forward", "is_hate", "is_click", "lon
 
 @dataclass
 class SyntheticMultiDomainConfig:
-    num_users: int = bounded(1000, minimum=1)
+    num_users: int = bounded(600, minimum=1)
     num_items: int = bounded(600, minimum=1)
     num_authors: int = bounded(60, minimum=1)
     num_tags: int = bounded(30, minimum=1)
@@ -68,11 +68,15 @@ class SyntheticMultiDomainConfig:
     signal_scale: float = bounded(0.8, above=0.0)  # the engagement's scale on the logit
     # log-normal per user, task and signal: how much the user's feedback on the task follows the signal
     personal_weight_std: float = bounded(1.0, minimum=0.0)
+    # rho, the share of a user's personal weights common to all their tasks (per signal; their logs correlate
+    # rho^2 across tasks): 0, every task its own; 1, one weight per user and signal. Above 0, a user's dense
+    # tasks reveal the priors their sparse ones follow
+    personal_weight_sharing: float = bounded(0.8, minimum=0.0, maximum=1.0)
     user_offset_std: float = bounded(0.4, minimum=0.0)  # per user and task
     item_offset_std: float = bounded(0.3, minimum=0.0)  # per item and task
     popularity_std: float = bounded(1.0, minimum=0.0)  # item exposure: exp(popularity) within each domain
     history_days: int = bounded(7, minimum=1)  # logs before the sample period: the source of the domain statistics
-    sample_days: int = bounded(6, minimum=1)
+    sample_days: int = bounded(20, minimum=1)  # 17 train days: about 680 impressions per user (README)
     impressions_per_day: float = bounded(40.0, above=0.0)  # a user's mean; activity varies log-normally
     seed: int = bounded(0, minimum=0)
 
@@ -137,7 +141,7 @@ def make_world(config: SyntheticMultiDomainConfig, rng: np.random.Generator) -> 
         domain_signal_weights=SIGNALS * rng.dirichlet(np.ones(SIGNALS), domains),
         domain_popularity=np.exp(config.popularity_std * rng.normal(size=(domains, config.num_items))),
         domain_task_offset=rng.normal(0.0, config.domain_task_offset_std, (domains, tasks)),
-        personal_weights=rng.lognormal(0.0, config.personal_weight_std, (config.num_users, tasks, SIGNALS)),
+        personal_weights=_personal_weights(config, tasks, rng),
         user_offset=rng.normal(0.0, config.user_offset_std, (config.num_users, tasks)),
         item_offset=rng.normal(0.0, config.item_offset_std, (config.num_items, tasks)),
         task_bias=np.zeros(tasks),
@@ -148,6 +152,15 @@ def make_world(config: SyntheticMultiDomainConfig, rng: np.random.Generator) -> 
     logits = task_logits(world, config, probe_users, probe_items, probe_domains)
     world.task_bias = np.array([_calibrate(logits[:, t], rate) for t, rate in enumerate(config.positive_rates)])
     return world
+
+
+def _personal_weights(config: SyntheticMultiDomainConfig, tasks: int, rng: np.random.Generator) -> np.ndarray:
+    """[users, tasks, SIGNALS]: m = exp(std * (rho * z_{u,s} + sqrt(1 - rho^2) * z_{u,t,s})), log-normal with the
+    same spread for every rho, its logs correlated rho^2 across a user's tasks."""
+    rho = config.personal_weight_sharing
+    shared = rng.normal(size=(config.num_users, 1, SIGNALS))
+    own = rng.normal(size=(config.num_users, tasks, SIGNALS))
+    return np.exp(config.personal_weight_std * (rho * shared + np.sqrt(1 - rho**2) * own))
 
 
 def _calibrate(logits: np.ndarray, rate: float) -> float:
