@@ -128,6 +128,7 @@ def test_gastric_wsi_smoke_run_screens_slides_and_goes_on_past_a_truncated_one(r
     assert (screening / "center1_slide00_overlay.png").stat().st_size > 0
     assert len((screening / "screening.csv").read_text().splitlines()) == 1 + 6  # header + the test slides
     assert "0.9705" in completed.stdout  # the paper's sensitivity
+    assert len(list((tmp_path / "run" / "tiles").glob("*.tiles.npy"))) == 10  # tiles held on disk, not in memory
 
     (generated,) = cache_dir.glob("synthetic_gastric_*")
     copy = shutil.copytree(generated, tmp_path / "slides")

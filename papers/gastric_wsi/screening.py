@@ -12,6 +12,7 @@ import numpy as np
 from papers.gastric_wsi.annotations import AnnotationClasses, Annotations, Region, rasterize, read_annotations
 from papers.gastric_wsi.data import SlideRecord
 from papers.gastric_wsi.slides import Resolution, SlideInfo, open_slide, read_thumbnail
+from papers.gastric_wsi.tile_store import disk_array, fill
 from papers.gastric_wsi.tiling import TileGrid, TilingConfig, check_tiled, read_tiles, tile_grid
 
 
@@ -58,22 +59,25 @@ def view_slide(record: SlideRecord, config: TilingConfig, resolution: Resolution
 @dataclass
 class SlideTiles:
     grid: TileGrid
-    tiles: np.ndarray  # [n, S, S, 3] uint8
-    lesion: np.ndarray  # [n, S, S] uint8, from the annotations (zeros without them)
+    tiles: np.ndarray  # [n, S, S, 3] uint8, mapped from disk
+    lesion: np.ndarray  # [n, S, S] uint8, from the annotations (zeros without them), mapped from disk
 
 
-def tile_slide(view: SlideView, tissue: np.ndarray, config: TilingConfig) -> SlideTiles:
-    """The tissue tiles, read in parallel chunks, and their lesion masks rasterized at the tiles' resolution; a
-    NoTissueError when there is no tile."""
+def tile_slide(view: SlideView, tissue: np.ndarray, config: TilingConfig, directory: Path) -> SlideTiles:
+    """The tissue tiles, read in parallel chunks, and their lesion masks rasterized at the tiles' resolution,
+    written to `directory` as they come and mapped back from there (tile_store.py); a NoTissueError when there is
+    no tile."""
     grid = tile_grid(view.info, tissue, view.downsample, config)
     check_tiled(grid, view.record.path)
+    size, scale, name = config.size, grid.footprint / config.size, view.record.path.stem
+    tiles = disk_array(directory / f"{name}.tiles.npy", (len(grid.origins), size, size, 3), np.uint8)
     slide, info = open_slide(view.record.path, view.resolution)
     try:
-        tiles = np.concatenate(list(read_tiles(slide, info, grid, config)))
+        fill(tiles, read_tiles(slide, info, grid, config))
     finally:
         slide.close()
-    size, scale = config.size, grid.footprint / config.size
-    lesion = np.stack([rasterize(view.regions, {"lesion"}, (size, size), scale, origin) for origin in grid.origins])
+    lesion = disk_array(directory / f"{name}.lesion.npy", (len(grid.origins), size, size), np.uint8)
+    fill(lesion, (rasterize(view.regions, {"lesion"}, (size, size), scale, origin)[None] for origin in grid.origins))
     return SlideTiles(grid, tiles, lesion)
 
 

@@ -66,6 +66,7 @@ from papers.gastric_wsi.slides import Resolution
 from papers.gastric_wsi.stain import StainAugmenter, StainConfig, StainNormalizer
 from papers.gastric_wsi.stored_networks import save_operating_points, save_weights
 from papers.gastric_wsi.synthetic import SyntheticGastricConfig, ensure_dataset
+from papers.gastric_wsi.tile_store import TILES_DIR, StackedRows
 from papers.gastric_wsi.tiling import NoTissueError, TilingConfig
 from papers.gastric_wsi.tissue import (
     OtsuConfig,
@@ -275,7 +276,7 @@ class GastricWSITask(PaperTask):
             if tissue is None:
                 tissue = otsu_tissue_mask(view.thumbnail, self.pipeline.otsu, view.thumbnail_mpp)
             try:
-                tiles = tile_slide(view, tissue, self.pipeline.tiling)
+                tiles = tile_slide(view, tissue, self.pipeline.tiling, self.run_dir / TILES_DIR)
             except DatasetError as error:
                 self._status(view.record, NO_TISSUE if isinstance(error, NoTissueError) else SKIPPED, str(error))
                 continue
@@ -296,9 +297,11 @@ class GastricWSITask(PaperTask):
             return
         train = [tiles.tiles for view, tiles in zip(self.views, self.slide_tiles, strict=True)
                  if view.record.split == "train"]  # fmt: skip
-        self.normalizer = StainNormalizer.fit(np.concatenate(train), config.reference_tiles, self.seed)
+        self.normalizer = StainNormalizer.fit(StackedRows(train), config.reference_tiles, self.seed)
+        chunk = self.pipeline.tiling.chunk
         for tiles in tqdm(self.slide_tiles, desc="stain normalization", disable=not self.context.is_main):
-            tiles.tiles = self.normalizer(tiles.tiles)
+            for start in range(0, len(tiles.tiles), chunk):  # re-rendered in place, on disk
+                tiles.tiles[start : start + chunk] = self.normalizer(tiles.tiles[start : start + chunk])
 
     def _tissue_masks(self, views: list[SlideView], directory: Path) -> list[np.ndarray]:
         """Each slide's tissue mask at its thumbnail level: network 1's (its weights saved in `directory`) or
@@ -356,7 +359,8 @@ class GastricWSITask(PaperTask):
             raise DatasetError(
                 f"no tissue tile in the {'/'.join(sorted(splits))} slides; lower pipeline.tiling.min_tissue."
             )
-        return TileSource(**{name: np.concatenate(values) for name, values in parts.items()}, augment=augment)
+        pixels = {name: StackedRows(parts.pop(name)) for name in ("tiles", "masks")}  # on disk, read per batch
+        return TileSource(**pixels, **{name: np.concatenate(values) for name, values in parts.items()}, augment=augment)
 
     # network 2's training logic lives in its trainee; the task's own metrics score a no-learning row
 
