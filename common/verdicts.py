@@ -93,7 +93,7 @@ def _usable(runs: Sequence[RunRecord], inputs: list[Input], experiment: str) -> 
 
 def _missing(call: Input, derived: Derived | None, used: Mapping[str, list[RunRecord]]) -> bool:
     dependencies = derived[0] if derived else [call]
-    return any(not used.get(experiment) for _, experiment in dependencies)
+    return not dependencies or any(not used.get(experiment) for _, experiment in dependencies)  # none: nothing to read
 
 
 def _choose_runs(used: Mapping[str, list[RunRecord]]) -> dict[str, list[RunRecord]]:

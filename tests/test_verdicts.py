@@ -111,6 +111,12 @@ def test_one_run_without_units_has_no_interval() -> None:
     assert decision.verdict == "inconclusive" and decision.low is None and "no interval" in decision.interval
 
 
+def test_a_derived_metric_with_nothing_to_read_is_not_run() -> None:
+    # e.g. "best in most cells" counted over the methods with records, when no method has any yet
+    decision = decide(compile_check("best(a) > 9"), {}, derive=lambda metric, experiment: ([], lambda values: 0.0))
+    assert decision.verdict == "not run" and decision.missing
+
+
 def test_run_factor_is_t_over_z_with_the_small_sample_correction() -> None:
     assert run_factor(1) == 0.0
     assert run_factor(5) == pytest.approx(stats.t.ppf(0.975, 4) / stats.norm.ppf(0.975) * np.sqrt(5 / 4))
