@@ -7,7 +7,15 @@ import pytest
 
 from common.data.kuairand import LOG_COLUMNS, read_kuairand, split_by_day
 from common.errors import DatasetError
-from papers.twin.data import CROSS_FEATURES, LifelongSplit, build_lifelong_data
+from papers.twin.data import (
+    CROSS_FEATURES,
+    TIME_SINCE_BUCKETS,
+    LifelongSplit,
+    build_lifelong_data,
+    latest_rows,
+    latest_window,
+    time_since_bucket,
+)
 from tests.conftest import FIXTURES
 
 CARD = "data_cards/kuairand.md"
@@ -66,6 +74,24 @@ def test_batch_window_is_left_padded_with_the_latest_behaviors_last():
     assert (batch["history_item"][~batch["history_mask"]] == 0).all()
     assert (batch["recent_item"] == batch["history_item"][:, -5:]).all()
     assert (batch["recent_cross"] == batch["history_cross"][:, -5:]).all()
+
+
+def test_latest_rows_through_window_views_equal_the_gathered_positions():
+    rng = np.random.default_rng(0)
+    values = rng.integers(0, 100, (50, 3))
+    end = rng.integers(0, 51, 20)
+    start = np.maximum(end - rng.integers(0, 12, 20), 0)
+    for ends in (end, np.maximum(end, 8)):  # with and without windows starting before row 0
+        positions, valid = latest_window(np.minimum(start, ends), ends, 8)
+        np.testing.assert_array_equal(latest_rows(values, ends, 8)[valid], values[positions][valid])
+
+
+def test_time_since_bucket_is_one_plus_the_floored_log2_of_hours_plus_one():
+    hour = 3_600_000
+    edges = (2 ** np.arange(20) - 1) * hour  # where floor(log2(h + 1)) steps up
+    milliseconds = np.concatenate([edges, edges - 1, [-5, 0, 10**13]])
+    expected = np.clip(np.floor(np.log2(np.maximum(milliseconds, 0) / hour + 1)), 0, TIME_SINCE_BUCKETS - 2) + 1
+    np.testing.assert_array_equal(time_since_bucket(milliseconds), expected.astype(np.int64))
 
 
 def test_split_by_day_puts_the_last_days_in_test():

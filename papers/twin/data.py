@@ -65,8 +65,11 @@ def completion_bucket(play_time_ms: np.ndarray, duration_ms: np.ndarray) -> np.n
 
 
 def time_since_bucket(milliseconds: np.ndarray) -> np.ndarray:
-    hours = np.maximum(milliseconds, 0) / 3_600_000.0
-    return np.clip(np.floor(np.log2(hours + 1)), 0, TIME_SINCE_BUCKETS - 2).astype(np.int64) + 1
+    """1 + floor(log2(hours + 1)), capped: computed on whole hours (log2(h + 1) >= k exactly when floor(h) + 1 >=
+    2^k), whose floor(log2) is frexp's exponent minus one, several times faster than a float log2."""
+    whole_hours = np.maximum(milliseconds, 0) // 3_600_000
+    octave = np.frexp((whole_hours + 1).astype(np.float64))[1] - 1
+    return np.minimum(octave, TIME_SINCE_BUCKETS - 2).astype(np.int64) + 1
 
 
 def build_lifelong_data(
@@ -134,12 +137,28 @@ def build_lifelong_data(
     )
 
 
+def window_validity(start: np.ndarray, end: np.ndarray, length: int) -> np.ndarray:
+    """[B, length]: which of the `length` row positions before each `end` (latest last) lie in [start, end)."""
+    return np.arange(length - 1, -1, -1) < (end - start)[:, None]
+
+
 def latest_window(start: np.ndarray, end: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
     """Row positions of the `length` latest rows of each range [start, end), left-padded (latest last), and
     which of them are real: ([B, length], [B, length]); padded positions point at row 0."""
-    positions = end[:, None] - length + np.arange(length)
-    valid = positions >= start[:, None]
-    return np.where(valid, positions, 0), valid
+    valid = window_validity(start, end, length)
+    return np.where(valid, end[:, None] - length + np.arange(length), 0), valid
+
+
+def latest_rows(values: np.ndarray, end: np.ndarray, length: int) -> np.ndarray:
+    """`values`' `length` rows before each `end`, [B, length, ...] (latest last), one contiguous copy per sample
+    through a strided view of every window, instead of a gather of B x length positions. Positions outside a
+    sample's range hold whatever rows lie there: mask them with `window_validity`."""
+    first = end - length
+    if len(values) < length or not len(first) or first.min() < 0:  # a window would start before row 0
+        return values[np.maximum(first[:, None] + np.arange(length), 0)]
+    shape = (len(values) - length + 1, length, *values.shape[1:])
+    windows = np.lib.stride_tricks.as_strided(values, shape, (values.strides[0], *values.strides), writeable=False)
+    return windows[first]
 
 
 class LifelongSplit:
@@ -157,17 +176,15 @@ class LifelongSplit:
 
     def latest_behaviors(self, indices: np.ndarray, length: int) -> dict[str, torch.Tensor]:
         """The `length` latest behaviors strictly before each sample: item, cross features and mask."""
-        data = self.data
-        positions, valid = latest_window(
-            self.columns["history_start"][indices], self.columns["history_end"][indices], length
-        )
-        since = self.columns["time_ms"][indices][:, None] - data.behavior_time[positions]
+        data, end = self.data, self.columns["history_end"][indices]
+        valid = window_validity(self.columns["history_start"][indices], end, length)
+        since = self.columns["time_ms"][indices][:, None] - latest_rows(data.behavior_time, end, length)
         cross = np.empty((len(indices), length, len(CROSS_FEATURES)), dtype=np.int32)
         cross[..., 0] = time_since_bucket(since)
-        cross[..., 1:] = data.behavior_cross[positions]
+        cross[..., 1:] = latest_rows(data.behavior_cross, end, length)
         cross *= valid[..., None]
         return {
-            "item": torch.from_numpy(np.where(valid, data.behavior_item[positions], 0).astype(np.int64)),
+            "item": torch.from_numpy(np.where(valid, latest_rows(data.behavior_item, end, length), 0).astype(np.int64)),
             "cross": torch.from_numpy(cross),
             "mask": torch.from_numpy(valid),
         }

@@ -17,12 +17,14 @@ from papers.twin.data import (
     LifelongData,
     LifelongSplit,
     completion_bucket_of_rate,
-    latest_window,
+    latest_rows,
     time_since_bucket,
+    window_validity,
 )
 from papers.twin.lifecycle import UserBehaviors
 
 CATEGORICAL = ("tab", "is_like", "is_follow")  # behavior_cross columns 1..3, taken from a cluster's representative
+WINDOW_COLUMNS = ("item", "time_ms", "completion", "size", *CATEGORICAL)  # what a sample's window reads
 DAY_MS = 86_400_000
 
 
@@ -109,18 +111,19 @@ class VirtualItemSplit(LifelongSplit):
     def long_term_window(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
         history, length = self.history, self.history_length
         users, clustering = self.columns["user"][indices], self.clustering[indices]
-        positions, valid = latest_window(history.start[clustering, users], history.end[clustering, users], length)
-        column = history.columns
-        since = self.columns["time_ms"][indices][:, None] - column["time_ms"][positions]
+        end = history.end[clustering, users]
+        valid = window_validity(history.start[clustering, users], end, length)
+        column = {name: latest_rows(history.columns[name], end, length) for name in WINDOW_COLUMNS}
+        since = self.columns["time_ms"][indices][:, None] - column["time_ms"]
         cross = np.empty((len(indices), length, len(CROSS_FEATURES)), dtype=np.int32)
         cross[..., 0] = time_since_bucket(since)
-        cross[..., 1] = completion_bucket_of_rate(column["completion"][positions])
+        cross[..., 1] = completion_bucket_of_rate(column["completion"])
         for offset, name in enumerate(CATEGORICAL, start=2):
-            cross[..., offset] = column[name][positions]
+            cross[..., offset] = column[name]
         cross *= valid[..., None]
         return {
-            "item": torch.from_numpy(np.where(valid, column["item"][positions], 0).astype(np.int64)),
+            "item": torch.from_numpy(np.where(valid, column["item"], 0).astype(np.int64)),
             "cross": torch.from_numpy(cross),
             "mask": torch.from_numpy(valid),
-            "size": torch.from_numpy((column["size"][positions] * valid).astype(np.float32)),
+            "size": torch.from_numpy((column["size"] * valid).astype(np.float32)),
         }
