@@ -43,7 +43,8 @@ def test_smoke_run_writes_the_run_record_and_prints_the_paper_numbers(run_cli, t
 
 def test_twin_v2_smoke_run_clusters_and_trains_on_virtual_items(run_cli, tmp_path):
     arguments = [argument for argument in SMOKE if argument != "paper=twin"]
-    completed = run_cli("paper=twin_v2", *arguments, f"hydra.run.dir={tmp_path}")
+    daily = "life_cycle.rebuild_every_days=1"  # one clustering per sample day (the default is weekly)
+    completed = run_cli("paper=twin_v2", *arguments, daily, f"hydra.run.dir={tmp_path}")
     assert completed.returncode == 0, completed.stderr[-3000:]
     record = read_record(tmp_path)
     assert record["paper"] == "twin_v2" and record["model"] == "twin_v2"
