@@ -76,7 +76,7 @@ class SyntheticMultiDomainConfig:
     item_offset_std: float = bounded(0.3, minimum=0.0)  # per item and task
     popularity_std: float = bounded(1.0, minimum=0.0)  # item exposure: exp(popularity) within each domain
     history_days: int = bounded(7, minimum=1)  # logs before the sample period: the source of the domain statistics
-    sample_days: int = bounded(20, minimum=1)  # 17 train days: about 680 impressions per user (README)
+    sample_days: int = bounded(20, minimum=1)  # 17 train days: about 780 impressions per user (README)
     impressions_per_day: float = bounded(40.0, above=0.0)  # a user's mean; activity varies log-normally
     seed: int = bounded(0, minimum=0)
 
