@@ -415,3 +415,16 @@ def test_patch_dice_is_left_out_without_annotated_lesion_pixels():
     assert patch_metrics(outputs, 0.5) == {"patch_auc": 1.0}
     outputs["truth_map"][1] = 1
     assert patch_metrics(outputs, 0.5) == {"patch_auc": 1.0, "patch_dice": 0.0}
+
+
+def test_dihedral_augmentation_turns_each_tile_with_its_mask_through_all_eight_symmetries():
+    from papers.gastric_wsi.patch_trainee import dihedral
+
+    np.random.seed(0)
+    mask = np.zeros((4, 4), dtype=np.uint8)
+    mask[0, :3], mask[1, 0] = 1, 1  # no symmetry of the square maps this shape onto itself
+    tiles = np.repeat(np.repeat(mask[None, :, :, None], 3, axis=3), 64, axis=0) * 200
+    turned_tiles, turned_masks = dihedral(tiles, np.repeat(mask[None], 64, axis=0))
+    assert (turned_tiles[..., 1] == turned_masks * 200).all()  # every tile moved exactly as its mask
+    assert len({m.tobytes() for m in turned_masks}) == 8
+    assert (tiles[..., 0] == mask * 200).all()  # the source batch is left as it was

@@ -24,23 +24,40 @@ from papers.gastric_wsi.patch_network import (
 )
 
 
+def dihedral(tiles: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each tile [n, S, S, 3] with its mask [n, S, S] turned by a random multiple of 90° and mirrored with
+    probability 1/2 (one of the square's 8 symmetries; a section has no up or left), drawing from numpy's global
+    generator (which the runner seeds)."""
+    turns, mirrors = np.random.randint(4, size=len(tiles)), np.random.randint(2, size=len(tiles))
+    tiles, masks = tiles.copy(), masks.copy()
+    for index, (turn, mirror) in enumerate(zip(turns, mirrors, strict=True)):
+        tile, mask = np.rot90(tiles[index], turn), np.rot90(masks[index], turn)
+        tiles[index], masks[index] = (tile[:, ::-1], mask[:, ::-1]) if mirror else (tile, mask)
+    return tiles, masks
+
+
 class TileSource:
     """Tiles of a set of slides with their patch labels and lesion masks; `slide` indexes the task's slides,
     `known` marks the tiles whose masks are known (negative slides, annotated positive ones); `augment`, if given,
-    transforms each batch's tiles."""
+    transforms each batch's tiles; `turn`, each batch's tiles and masks alike by `dihedral`."""
 
     def __init__(self, tiles: np.ndarray, masks: np.ndarray, labels: np.ndarray, slide: np.ndarray, split: np.ndarray,
-                 known: np.ndarray, augment: Callable[[np.ndarray], np.ndarray] | None = None):  # fmt: skip
+                 known: np.ndarray, augment: Callable[[np.ndarray], np.ndarray] | None = None,
+                 turn: bool = False):  # fmt: skip
         self.tiles, self.masks, self.labels, self.slide, self.split = tiles, masks, labels, slide, split
         self.known, self.augment = known, augment  # augment: applied to a batch's uint8 tiles (stain augmentation)
+        self.turn = turn
 
     def __len__(self) -> int:
         return len(self.tiles)
 
     def batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
+        tiles, masks = self.tiles[indices], self.masks[indices]
+        if self.turn:
+            tiles, masks = dihedral(tiles, masks)
         return {
-            "tiles": tile_tensor(self.augment(self.tiles[indices]) if self.augment else self.tiles[indices]),
-            "masks": torch.from_numpy(self.masks[indices].astype(np.float32)),
+            "tiles": tile_tensor(self.augment(tiles) if self.augment else tiles),
+            "masks": torch.from_numpy(masks.astype(np.float32)),
             "labels": torch.from_numpy(self.labels[indices]).long(),
             "slide": torch.from_numpy(self.slide[indices]),
             "split": torch.from_numpy(self.split[indices]),

@@ -114,6 +114,7 @@ class PipelineConfig:
     tiling: TilingConfig = field(default_factory=TilingConfig)
     stain: StainConfig = field(default_factory=StainConfig)  # Macenko normalization / augmentation (torchstain)
     positive_tile_fraction: float = bounded(0.1, above=0.0, maximum=1.0)  # lesion share making a lesion tile
+    dihedral_augment: bool = False  # random 90° turns and mirrors of the training tiles with their masks
     aggregator: str = bounded("mlp", choices=AGGREGATORS)  # the decision's score: mlp (network 3) | max
     slide_net: SlideNetConfig = field(default_factory=SlideNetConfig)
     operating_rule: str = bounded("youden", choices=OPERATING_RULES)  # youden | sensitivity
@@ -287,7 +288,7 @@ class GastricWSITask(PaperTask):
                 raise DatasetError(f"no readable slide is in the {split} split of {self._root() / config.labels}.")
         self._normalize_stain()
         augment = StainAugmenter(self.pipeline.stain) if self.pipeline.stain.augment else None
-        train = self._source({"train"}, True, augment)
+        train = self._source({"train"}, True, augment, self.pipeline.dihedral_augment)
         return train, self._source({"val"}, True), self._source(set(SPLITS), False)
 
     def _normalize_stain(self) -> None:
@@ -340,7 +341,7 @@ class GastricWSITask(PaperTask):
         kept = {name: {s: d for s, d in dices.items() if s in screened} for name, dices in self.tissue_dice.items()}
         return {name: dices for name, dices in kept.items() if dices}
 
-    def _source(self, splits: set[str], labelled_only: bool, augment=None) -> TileSource:
+    def _source(self, splits: set[str], labelled_only: bool, augment=None, turn: bool = False) -> TileSource:
         """Tiles of the slides in `splits`; for training, only those whose lesion masks are known (negative
         slides, or positive slides with lesion annotations)."""
         parts = {"tiles": [], "masks": [], "labels": [], "slide": [], "split": [], "known": []}
@@ -360,7 +361,8 @@ class GastricWSITask(PaperTask):
                 f"no tissue tile in the {'/'.join(sorted(splits))} slides; lower pipeline.tiling.min_tissue."
             )
         pixels = {name: StackedRows(parts.pop(name)) for name in ("tiles", "masks")}  # on disk, read per batch
-        return TileSource(**pixels, **{name: np.concatenate(values) for name, values in parts.items()}, augment=augment)
+        columns = {name: np.concatenate(values) for name, values in parts.items()}
+        return TileSource(**pixels, **columns, augment=augment, turn=turn)
 
     # network 2's training logic lives in its trainee; the task's own metrics score a no-learning row
 
