@@ -47,7 +47,7 @@ class SyntheticGastricConfig:
     positive_fraction: list[float] = bounded(
         default_factory=lambda: [0.5, 0.5, 0.2], minimum=0.0, maximum=1.0, same_length_as="split"
     )  # per split; test: screening prevalence
-    size: int = bounded(1024, minimum=64)  # level-0 width and height, pixels
+    size: int = bounded(2048, minimum=64)  # level-0 width and height, pixels
     mpp: float = bounded(0.5, above=0.0)  # level 0 ("20x")
     levels: int = bounded(4, minimum=1)
     tile: int = bounded(256, minimum=16)  # TIFF tile edge (TIFF tiles are multiples of 16)

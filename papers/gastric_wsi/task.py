@@ -113,8 +113,8 @@ class PipelineConfig:
     otsu: OtsuConfig = field(default_factory=OtsuConfig)
     tiling: TilingConfig = field(default_factory=TilingConfig)
     stain: StainConfig = field(default_factory=StainConfig)  # Macenko normalization / augmentation (torchstain)
-    positive_tile_fraction: float = bounded(0.1, above=0.0, maximum=1.0)  # lesion share making a lesion tile
-    dihedral_augment: bool = False  # random 90° turns and mirrors of the training tiles with their masks
+    positive_tile_fraction: float = bounded(0.01, above=0.0, maximum=1.0)  # lesion share making a lesion tile
+    dihedral_augment: bool = True  # random 90° turns and mirrors of the training tiles with their masks
     aggregator: str = bounded("mlp", choices=AGGREGATORS)  # the decision's score: mlp (network 3) | max
     slide_net: SlideNetConfig = field(default_factory=SlideNetConfig)
     operating_rule: str = bounded("youden", choices=OPERATING_RULES)  # youden | sensitivity
