@@ -41,9 +41,9 @@ GLASS = (0.97, 0.96, 0.97)  # transmitted light through bare glass, per channel
 
 @dataclass
 class SyntheticGastricConfig:
-    slides_per_center: int = bounded(54, minimum=1)
+    slides_per_center: int = bounded(99, minimum=1)
     centers: int = bounded(3, minimum=2)  # the last one is held out: all its slides are test slides
-    split: list[int] = bounded(default_factory=lambda: [20, 10, 24], minimum=0)  # train / val / test per seen center
+    split: list[int] = bounded(default_factory=lambda: [60, 15, 24], minimum=0)  # train / val / test per seen center
     positive_fraction: list[float] = bounded(
         default_factory=lambda: [0.5, 0.5, 0.2], minimum=0.0, maximum=1.0, same_length_as="split"
     )  # per split; test: screening prevalence
