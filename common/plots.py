@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib
@@ -10,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 MAX_CURVE_PANELS = 12  # beyond it, per-cell metrics (e.g. PEPNet's 36 domain x task cells) are not drawn
+CURVES_FILE, HISTORY_FILE = "training_curves.png", "training_history.json"
 
 
 def curve_names(names: list[str], max_panels: int = MAX_CURVE_PANELS) -> list[str]:
@@ -45,3 +47,11 @@ def plot_training_curves(history: list[dict], path: Path) -> Path | None:
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
+
+
+def save_training_curves(history: list[dict], directory: Path) -> Path | None:
+    """A training's curves in `directory`: the picture (CURVES_FILE, see `plot_training_curves`; its path, or None
+    when nothing was logged) and every logged value by step (HISTORY_FILE), to plot or compare them elsewhere."""
+    if history:
+        (directory / HISTORY_FILE).write_text(json.dumps(history, indent=1) + "\n", encoding="utf-8")
+    return plot_training_curves(history, directory / CURVES_FILE)

@@ -16,7 +16,7 @@ from common.config import bounded, require_choice, typed_config
 from common.distributed import init_distributed, shutdown_distributed
 from common.errors import ConfigError
 from common.logging import build_logger
-from common.plots import plot_training_curves
+from common.plots import save_training_curves
 from common.reported import comparison_table
 from common.results import build_record, write_record
 from common.seeding import seed_everything
@@ -231,7 +231,7 @@ def train(cfg: DictConfig, task, settings: TrainerConfig, run_dir: Path) -> dict
         record = finish_record(
             cfg, task, settings, task.model_name, metrics, result.test_outputs, started, run_dir, stage_records
         )
-        curves = plot_training_curves(result.history, run_dir / "training_curves.png")
+        curves = save_training_curves(result.history, run_dir)
         images = {"training_curves": curves} if curves else {}
         images.update(task.write_outputs(result.model, run_dir))
         if images:

@@ -21,7 +21,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from common.logging import RunLogger
-from common.plots import plot_training_curves
+from common.plots import save_training_curves
 from common.trainer import Trainer, TrainerConfig, TrainingResult
 
 STAGE_FILE = "stage.json"
@@ -133,7 +133,7 @@ def run_stages(
             if is_main:
                 _write_finished(directory, record)
             if is_main and outcome.training is not None:
-                plot_training_curves(outcome.training.history, directory / "training_curves.png")
+                save_training_curves(outcome.training.history, directory)
         records.append(record)
         training = outcome.training or training
         offset = max(offset, record.last_step)

@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 from common.errors import ConfigError
 from common.hydra_setup import CONFIG_DIR, experiment_names, register_configs
 from common.logging import wandb_mode
-from common.plots import curve_names, plot_training_curves
+from common.plots import HISTORY_FILE, curve_names, plot_training_curves, save_training_curves
 from common.results import build_record, write_record
 from papers import PAPERS, paper_package_dir, paper_task
 
@@ -48,6 +48,13 @@ def test_training_curves_png(tmp_path):
     path = plot_training_curves(history, tmp_path / "curves.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert plot_training_curves([], tmp_path / "none.png") is None
+
+
+def test_saved_training_curves_keep_the_numbers_beside_the_picture(tmp_path):
+    history = [{"step": 10, "train/loss": 0.7}, {"step": 20, "train/loss": 0.6, "valid/auc": 0.61}]
+    assert save_training_curves(history, tmp_path).name == "training_curves.png"
+    assert json.loads((tmp_path / HISTORY_FILE).read_text()) == history
+    assert save_training_curves([], tmp_path / "empty") is None
 
 
 def test_training_curves_draw_train_quantities_and_aggregate_metrics_first():
