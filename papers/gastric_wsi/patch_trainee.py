@@ -29,11 +29,11 @@ def dihedral(tiles: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarr
     probability 1/2 (one of the square's 8 symmetries; a section has no up or left), drawing from numpy's global
     generator (which the runner seeds)."""
     turns, mirrors = np.random.randint(4, size=len(tiles)), np.random.randint(2, size=len(tiles))
-    tiles, masks = tiles.copy(), masks.copy()
+    turned_tiles, turned_masks = np.empty_like(tiles), np.empty_like(masks)  # every row is written below
     for index, (turn, mirror) in enumerate(zip(turns, mirrors, strict=True)):
         tile, mask = np.rot90(tiles[index], turn), np.rot90(masks[index], turn)
-        tiles[index], masks[index] = (tile[:, ::-1], mask[:, ::-1]) if mirror else (tile, mask)
-    return tiles, masks
+        turned_tiles[index], turned_masks[index] = (tile[:, ::-1], mask[:, ::-1]) if mirror else (tile, mask)
+    return turned_tiles, turned_masks
 
 
 class TileSource:
