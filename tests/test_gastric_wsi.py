@@ -280,6 +280,24 @@ def test_patch_network_outputs_and_losses():
     assert set(patch_loss(only, labels, masks, PatchNetConfig())[1]) == {"classification"}
 
 
+def test_the_patch_networks_speed_options_keep_its_outputs_and_weights():
+    tiles = torch.randn(2, 3, 64, 64)
+    outputs, weights = [], []
+    for channels_last, bfloat16 in ((False, False), (True, False), (True, True)):
+        torch.manual_seed(0)
+        config = PatchNetConfig(encoder="resnet10t", channels_last=channels_last, cpu_bfloat16=bfloat16)
+        network = MultiTaskPatchNet(config).eval()
+        with torch.no_grad():
+            outputs.append(network(tiles))
+        weights.append(network.state_dict())
+    for name in ("class_logits", "mask_logits"):
+        torch.testing.assert_close(outputs[1][name], outputs[0][name], atol=1e-4, rtol=1e-4)  # memory format only
+        assert outputs[2][name].dtype == torch.float32
+        assert (outputs[2][name] - outputs[0][name]).abs().max() < 0.5  # bfloat16: close
+    assert weights[0].keys() == weights[2].keys()  # a network saved with one setting loads under the other
+    torch.testing.assert_close(weights[2], weights[0])
+
+
 def test_the_slide_network_takes_exactly_two_hidden_widths():
     assert typed_config(SlideNetConfig, {"hidden": [8, 4]}, "pipeline.slide_net").hidden == [8, 4]
     with pytest.raises(ConfigError, match=r"slide_net\.hidden=\[8, 4, 2\]: network 3 is a 3-layer MLP.*not 3"):

@@ -1,6 +1,7 @@
 """Gastric WSI benchmarks (mode=bench): tiles per second end to end (thumbnail, Otsu tissue filter, tiling,
 parallel region reads and the patch network) with 1 and N reading threads, against the raw OpenSlide
-read_region rate for the same tiles (the I/O floor), and seconds per slide."""
+read_region rate for the same tiles (the I/O floor), seconds per slide, and the patch network's training rate with the
+run's CPU speed options (channels-last, bfloat16) against plain float32."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from common.bench import BenchFigure, multiple_figure, throughput_figure
+from common.bench import BenchFigure, multiple_figure, samples_per_second, throughput_figure
 from common.config import bounded
 from papers.gastric_wsi.data import read_slide_table
-from papers.gastric_wsi.patch_network import MultiTaskPatchNet, tile_tensor
+from papers.gastric_wsi.patch_network import MultiTaskPatchNet, patch_loss, tile_tensor
 from papers.gastric_wsi.screening import view_slide
 from papers.gastric_wsi.slides import open_slide
 from papers.gastric_wsi.tiling import TileGrid, TilingConfig, read_tiles, tile_grid
@@ -23,6 +24,7 @@ from papers.gastric_wsi.tissue import otsu_tissue_mask
 class GastricBenchConfig:
     slides: int = bounded(4, minimum=1)  # test slides measured
     workers: int = bounded(2, minimum=1)  # N of the parallel figure (1 is always measured)
+    train_steps: int = bounded(5, minimum=1)  # timed patch-network training steps per setting
 
 
 def _grid(task, record, tiling: TilingConfig) -> TileGrid:
@@ -63,6 +65,34 @@ def _end_to_end(task, records, tiling: TilingConfig, model) -> tuple[int, float]
     return count, time.perf_counter() - start
 
 
+def _training_figure(task, settings: GastricBenchConfig) -> BenchFigure:
+    """Tiles/s of patch-network training steps (forward, loss, backward, Adam) on random tiles, with the run's
+    channels-last and bfloat16 settings against neither."""
+    config, batch, side = task.model_config, task.cfg.trainer.batch_size, task.pipeline.tiling.size
+    generator = torch.Generator().manual_seed(0)
+    tiles = torch.randn(batch, 3, side, side, generator=generator)
+    masks = (torch.rand(batch, side, side, generator=generator) < 0.1).float()
+    labels = masks.flatten(1).amax(1).long()
+    rates = {}
+    for name, options in (("run", config), ("float32", replace(config, channels_last=False, cpu_bfloat16=False))):
+        torch.manual_seed(0)
+        model = MultiTaskPatchNet(options).train()
+        optimizer = torch.optim.Adam(model.parameters())
+
+        def step(model=model, optimizer=optimizer, options=options):
+            loss, _ = patch_loss(model(tiles), labels, masks, options)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+        rates[name] = samples_per_second(step, settings.train_steps, batch)
+    note = (
+        f"{config.encoder}, batch {batch} of {side} px tiles, channels_last={config.channels_last}, "
+        f"cpu_bfloat16={config.cpu_bfloat16}, {torch.get_num_threads()} thread(s)"
+    )
+    return throughput_figure("patch network training", rates["run"], "float32", rates["float32"], note, "tiles/s")
+
+
 def run_benchmarks(task, settings: GastricBenchConfig) -> list[BenchFigure]:
     task.prepare_data()
     config, root = task.data_config, task._root()
@@ -98,4 +128,5 @@ def run_benchmarks(task, settings: GastricBenchConfig) -> list[BenchFigure]:
             note,
         )  # fmt: skip
     )
+    figures.append(_training_figure(task, settings))
     return figures

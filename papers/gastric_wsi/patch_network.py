@@ -13,6 +13,7 @@ from torch.nn import functional
 
 from common.backbones import feature_backbone
 from common.config import bounded
+from common.cpu_speed import cpu_speed
 
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)  # ImageNet statistics, as timm's encoders expect
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -32,11 +33,14 @@ class PatchNetConfig:
     decoder_width: int = bounded(64, minimum=1)
     dice_weight: float = bounded(1.0, minimum=0.0)
     mask_weight: float = bounded(1.0, minimum=0.0)
+    channels_last: bool = True  # convolutions in channels-last memory (speed on CPU; the same arithmetic)
+    cpu_bfloat16: bool = True  # the network under bfloat16 autocast on CPU (speed; README, deviations)
 
 
 class MultiTaskPatchNet(nn.Module):
     def __init__(self, config: PatchNetConfig):
         super().__init__()
+        self.config = config
         self.encoder = feature_backbone(config.encoder, config.encoder_weights, (1, 2, 3, 4))
         channels = self.encoder.feature_info.channels()
         self.classifier = nn.Linear(channels[-1], 2)
@@ -46,18 +50,23 @@ class MultiTaskPatchNet(nn.Module):
             self.lateral = nn.ModuleList(nn.Conv2d(c, width, 1) for c in channels)
             self.smooth = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(True))
             self.mask_head = nn.Conv2d(width, 1, 1)
+        if config.channels_last:
+            self.to(memory_format=torch.channels_last)
 
     def forward(self, tiles: torch.Tensor) -> dict[str, torch.Tensor]:
-        """tiles [B, 3, S, S] -> class logits [B, 2] and, with segmentation, lesion logits [B, S/4, S/4]."""
-        stages = self.encoder(tiles)
-        output = {"class_logits": self.classifier(stages[-1].mean((2, 3)))}
-        if self.segmentation:
-            x = self.lateral[-1](stages[-1])
-            for lateral, stage in zip(self.lateral[-2::-1], stages[-2::-1], strict=True):  # top-down, FPN-like
-                x = functional.interpolate(x, size=stage.shape[-2:], mode="bilinear", align_corners=False)
-                x = x + lateral(stage)
-            output["mask_logits"] = self.mask_head(self.smooth(x))[:, 0]
-        return output
+        """tiles [B, 3, S, S] -> class logits [B, 2] and, with segmentation, lesion logits [B, S/4, S/4], in
+        float32 whatever the speed options."""
+        tiles, autocast = cpu_speed(tiles, self.config.channels_last, self.config.cpu_bfloat16)
+        with autocast:
+            stages = self.encoder(tiles)
+            output = {"class_logits": self.classifier(stages[-1].mean((2, 3)))}
+            if self.segmentation:
+                x = self.lateral[-1](stages[-1])
+                for lateral, stage in zip(self.lateral[-2::-1], stages[-2::-1], strict=True):  # top-down, FPN-like
+                    x = functional.interpolate(x, size=stage.shape[-2:], mode="bilinear", align_corners=False)
+                    x = x + lateral(stage)
+                output["mask_logits"] = self.mask_head(self.smooth(x))[:, 0]
+        return {name: value.float() for name, value in output.items()}
 
 
 def lesion_targets(masks: torch.Tensor, side: int) -> torch.Tensor:

@@ -20,6 +20,7 @@ from torch.nn import functional
 
 from common.backbones import feature_backbone
 from common.config import bounded
+from common.cpu_speed import cpu_speed
 from papers.two_shot_vos.checkpoint import load_backbone_weights, load_stcn_checkpoint
 from papers.two_shot_vos.interface import KeyFeatures, VOSModel
 
@@ -149,10 +150,7 @@ class STCN(VOSModel):
 
     def _fast(self, tensor: torch.Tensor):
         """The memory format and autocast of the speed options; every output is float32 again."""
-        if self.config.channels_last:
-            tensor = tensor.contiguous(memory_format=torch.channels_last)
-        enabled = self.config.cpu_bfloat16 and tensor.device.type == "cpu"
-        return tensor, torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled)
+        return cpu_speed(tensor, self.config.channels_last, self.config.cpu_bfloat16)
 
     def encode_key(self, frames):
         frames, autocast = self._fast(frames)
