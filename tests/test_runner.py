@@ -420,8 +420,10 @@ def test_gastric_wsi_bench_compares_with_raw_reads(run_cli, tmp_path):
         "end to end, 1 reading thread(s)",
         "end to end, 2 reading thread(s)",
         "seconds per slide, 2 reading thread(s)",
+        "patch network training",
     ]
     assert all(f["value"] > 0 and f["baseline_value"] > 0 for f in figures)
+    assert figures[-1]["baseline_name"] == "float32" and figures[-1]["unit"] == "tiles/s"
 
 
 def test_ovrdl_aal_bench_compares_both_stages_with_a_plain_step(run_cli, tmp_path):
