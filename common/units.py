@@ -93,6 +93,9 @@ class UnitContributions:
 
 
 FEW_SCORES = 64  # up to this many distinct scores, AUC replicates are counted per score rather than per unit
+# bootstrap counts (how often each unit is drawn) are whole numbers far below 2**24, so float32 holds them and
+# their running sums exactly at half the memory traffic of float64; every product of two sums is taken in float64
+COUNT_DTYPE = np.float32
 
 
 def aggregate(entry: MetricUnits, counts: np.ndarray) -> np.ndarray:
@@ -127,7 +130,7 @@ def _weighted_auc(labels: np.ndarray, scores: np.ndarray, counts: np.ndarray) ->
     group_negatives = np.add.reduceat(negative, group_start, axis=1) if len(scores) else negative
     below = before_group[:, group_index]
     tied = group_negatives[:, group_index]
-    pairs = positive.sum(axis=1) * negative.sum(axis=1)
+    pairs = positive.sum(axis=1, dtype=np.float64) * negative.sum(axis=1, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(pairs > 0, (positive * (below + 0.5 * tied)).sum(axis=1) / pairs, np.nan)
 
@@ -136,10 +139,10 @@ def _weighted_auc_of_few_scores(labels: np.ndarray, group: np.ndarray, groups: i
     """`_weighted_auc` when the units hold few distinct scores (`group`: each unit's rank among them): the
     positives and negatives of each score are summed by one product with their indicator, and the pairs are
     counted on that small table. Whole-number counts keep every sum exact."""
-    indicator = np.zeros((len(labels), 2 * groups))
+    indicator = np.zeros((len(labels), 2 * groups), dtype=counts.dtype)
     indicator[labels == 1, group[labels == 1]] = 1
     indicator[labels == 0, groups + group[labels == 0]] = 1
-    tallies = counts @ indicator
+    tallies = (counts @ indicator).astype(np.float64)
     positive, negative = tallies[:, :groups], tallies[:, groups:]
     below = np.cumsum(negative, axis=1) - negative
     pairs = positive.sum(axis=1) * negative.sum(axis=1)
@@ -151,9 +154,9 @@ def _weighted_auc_without_ties(labels: np.ndarray, counts: np.ndarray) -> np.nda
     """`_weighted_auc` for units already sorted by distinct scores: each positive's pairs are the negatives
     before it. The counts are whole numbers, so every sum is exact and the result equals the general path's."""
     positives = np.flatnonzero(labels == 1)
-    negatives_before = np.cumsum(counts * (labels == 0), axis=1)[:, positives]
-    weights = counts[:, positives]
-    pairs = weights.sum(axis=1) * counts[:, labels == 0].sum(axis=1)
+    negatives_before = np.cumsum(counts * (labels == 0), axis=1)[:, positives].astype(np.float64)
+    weights = counts[:, positives].astype(np.float64)
+    pairs = weights.sum(axis=1) * counts[:, labels == 0].sum(axis=1, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(pairs > 0, (weights * negatives_before).sum(axis=1) / pairs, np.nan)
 

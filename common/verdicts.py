@@ -24,7 +24,7 @@ from scipy import stats
 
 from common.claim_checks import CompiledCheck
 from common.records import RunRecord
-from common.units import aggregate
+from common.units import COUNT_DTYPE, aggregate
 
 Verdict = Literal["holds", "does not hold", "inconclusive", "not run"]
 Input = tuple[str, str]  # (metric, experiment)
@@ -183,7 +183,7 @@ def _unit_universes(inputs: list[Input], runs: Mapping[str, list[RunRecord]]) ->
 
 def _resample_counts(rng: np.random.Generator, universe: _Universe, size: int) -> np.ndarray:
     """How often each unit is drawn in each of `size` replicates, every stratum keeping its count."""
-    counts = np.zeros((size, len(universe.position)))
+    counts = np.zeros((size, len(universe.position)), dtype=COUNT_DTYPE)
     for members in universe.strata:
         draws = rng.integers(0, len(members), size=(size, len(members)))
         flat = draws + (np.arange(size) * len(members))[:, None]

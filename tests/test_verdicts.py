@@ -150,7 +150,7 @@ SCORES = {  # one score draw per AUC path of common.units: few distinct scores, 
 def test_replicate_aucs_equal_the_auc_of_each_replicates_repeated_units(kind) -> None:
     from sklearn.metrics import roc_auc_score
 
-    from common.units import aggregate
+    from common.units import COUNT_DTYPE, aggregate
 
     rng = np.random.default_rng(0)
     labels, scores = rng.integers(0, 2, 300), SCORES[kind](rng)
@@ -158,6 +158,9 @@ def test_replicate_aucs_equal_the_auc_of_each_replicates_repeated_units(kind) ->
     units = UnitContributions("sample", np.arange(300)).add_auc("auc", labels, scores)
     expected = [roc_auc_score(np.repeat(labels, row), np.repeat(scores, row)) for row in counts]
     assert aggregate(units.metrics["auc"], counts.astype(float)) == pytest.approx(expected, abs=1e-12)
+    # the bootstrap's float32 counts give the float64 result to the last bit
+    single = aggregate(units.metrics["auc"], counts.astype(COUNT_DTYPE))
+    assert single.dtype == np.float64 and np.array_equal(single, aggregate(units.metrics["auc"], counts.astype(float)))
 
 
 def test_units_labelled_neither_class_take_no_part_in_an_auc() -> None:
