@@ -21,7 +21,6 @@ from common.reported import comparison_table
 from common.results import build_record, write_record
 from common.seeding import seed_everything
 from common.stages import StageRecord, run_stages
-from common.tables import render_paper_tables
 from common.trainer import Trainer, TrainerConfig, score_outputs
 from common.units import UNITS_FILE, save_units
 from papers import paper_package_dir, paper_task, render_results, reported_path
@@ -155,6 +154,9 @@ def typed_settings(task, settings: TrainerConfig) -> dict:
 
 
 def render_table(paper: str, write: bool) -> None:
+    # imported here: the tables' verdicts bring scipy.stats, about 2 s of every other run's start-up
+    from common.tables import render_paper_tables
+
     print(render_paper_tables(paper, reported_path(paper), paper_package_dir(paper) / "results"))
     if write:
         path = paper_package_dir(paper) / "RESULTS.md"
