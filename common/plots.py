@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from common.atomic_files import write_json_atomic
 
 MAX_CURVE_PANELS = 12  # beyond it, per-cell metrics (e.g. PEPNet's 36 domain x task cells) are not drawn
 CURVES_FILE, HISTORY_FILE = "training_curves.png", "training_history.json"
@@ -53,5 +54,5 @@ def save_training_curves(history: list[dict], directory: Path) -> Path | None:
     """A training's curves in `directory`: the picture (CURVES_FILE, see `plot_training_curves`; its path, or None
     when nothing was logged) and every logged value by step (HISTORY_FILE), to plot or compare them elsewhere."""
     if history:
-        (directory / HISTORY_FILE).write_text(json.dumps(history, indent=1) + "\n", encoding="utf-8")
+        write_json_atomic(directory / HISTORY_FILE, history, indent=1)
     return plot_training_curves(history, directory / CURVES_FILE)

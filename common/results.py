@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import platform
 import subprocess
 from pathlib import Path
@@ -10,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
+
+from common.atomic_files import write_json_atomic
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,6 +57,4 @@ def build_record(
 
 def write_record(record: dict, run_dir: Path, name: str = "results.json") -> Path:
     """Write `record` as `run_dir/name` (results.json for a finished run; predictions.json for mode=predict)."""
-    path = run_dir / name
-    path.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
-    return path
+    return write_json_atomic(run_dir / name, record)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from common.atomic_files import write_json_atomic
 from common.logging import RunLogger
 from common.plots import save_training_curves
 from common.trainer import Trainer, TrainerConfig, TrainingResult
@@ -149,6 +150,4 @@ def _finished(directory: Path) -> dict | None:
 
 def _write_finished(directory: Path, record: StageRecord) -> None:
     payload = {**record.as_dict(), "last_step": record.last_step}
-    temporary = directory / (STAGE_FILE + ".tmp")
-    temporary.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
-    temporary.replace(directory / STAGE_FILE)
+    write_json_atomic(directory / STAGE_FILE, payload, default=str)

@@ -1,10 +1,13 @@
 """The shared trainer's pieces: batching, optimizer groups, checkpoints, typed config."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from common.atomic_files import write_json_atomic
 from common.checkpoint import load_checkpoint, save_atomic
 from common.config import typed_config
 from common.errors import ConfigError, DatasetError
@@ -58,6 +61,14 @@ def test_atomic_checkpoint_round_trip_and_no_partial_file(tmp_path):
         save_atomic({"step": 4, "bad": Unpicklable()}, path)
     assert load_checkpoint(path)["step"] == 3
     assert [p.name for p in path.parent.iterdir()] == ["last.pt"]
+
+
+def test_json_records_are_replaced_atomically(tmp_path):
+    path = write_json_atomic(tmp_path / "training_history.json", [{"step": 1}])
+    with pytest.raises(TypeError):
+        write_json_atomic(path, [{"step": 2, "bad": object()}])
+    assert json.loads(path.read_text()) == [{"step": 1}]
+    assert [p.name for p in tmp_path.iterdir()] == ["training_history.json"]
 
 
 def test_corrupt_checkpoint_is_named(tmp_path):

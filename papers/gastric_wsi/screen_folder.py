@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from common.atomic_files import write_json_atomic
 from common.errors import DatasetError
 from common.metrics.screening import screening_metrics
 from common.metrics.segmentation import dice
@@ -174,10 +175,7 @@ def _finished(folder: Path, stem: str) -> SlideRow | None:
 
 
 def _write_row(folder: Path, stem: str, row: SlideRow) -> None:
-    path = output_files(folder, stem)[-1]
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(asdict(row)) + "\n", encoding="utf-8")
-    temporary.replace(path)
+    write_json_atomic(output_files(folder, stem)[-1], asdict(row), indent=None)
 
 
 def screen_folder(records: list[SlideRecord], networks: TrainedNetworks, settings: FolderSettings,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from torch import nn
 
+from common.atomic_files import write_json_atomic
 from common.checkpoint import save_atomic, trained_weights
 from common.errors import DatasetError
 
@@ -30,9 +31,7 @@ def load_weights(model: nn.Module, directory: Path) -> nn.Module:
 
 def save_operating_points(thresholds: dict[str, float], directory: Path) -> None:
     """The decision thresholds chosen on the validation slides, by metric prefix ("" network 3, "max_pool_")."""
-    temporary = Path(directory) / (OPERATING_POINTS_FILE + ".tmp")
-    temporary.write_text(json.dumps(thresholds, indent=2) + "\n", encoding="utf-8")
-    temporary.replace(Path(directory) / OPERATING_POINTS_FILE)
+    write_json_atomic(Path(directory) / OPERATING_POINTS_FILE, thresholds)
 
 
 def load_operating_points(directory: Path) -> dict[str, float]:

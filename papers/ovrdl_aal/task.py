@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.atomic_files import write_json_atomic
 from common.checkpoint import trained_weights
 from common.config import bounded, require_choice, typed_config
 from common.data.generated import dataset_root
@@ -135,7 +136,7 @@ def intra_op_threads(threads: int | None):
 
 
 def write_history(history: list[dict], directory: Path) -> None:
-    (directory / HISTORY_FILE).write_text(json.dumps(history) + "\n", encoding="utf-8")
+    write_json_atomic(directory / HISTORY_FILE, history, indent=None)
 
 
 def trained_protocol(trained_run: Path) -> CMNISTConfig:
