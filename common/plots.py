@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
 from common.atomic_files import write_json_atomic
 
 MAX_CURVE_PANELS = 12  # beyond it, per-cell metrics (e.g. PEPNet's 36 domain x task cells) are not drawn
 CURVES_FILE, HISTORY_FILE = "training_curves.png", "training_history.json"
+
+
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend, imported when a first figure is drawn: about 0.6 s that
+    every run.py start, a config error's included, would otherwise pay."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def curve_names(names: list[str], max_panels: int = MAX_CURVE_PANELS) -> list[str]:
@@ -33,6 +39,7 @@ def plot_training_curves(history: list[dict], path: Path) -> Path | None:
         return None
     columns = min(3, len(names))
     rows = -(-len(names) // columns)
+    plt = pyplot()
     figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3 * rows), squeeze=False)
     for axis, name in zip(axes.flat, names, strict=False):
         points = [(entry["step"], entry[name]) for entry in history if name in entry]

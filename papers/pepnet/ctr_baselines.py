@@ -17,11 +17,18 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch_rechub.basic.layers import CIN, FM, CrossNetV2, CrossNetwork
 
 from papers.pepnet.layers import FeatureEmbedding, TaskTowers
 
 INTERACTIONS = ("none", "fm", "cross", "cin", "cross_v2")
+
+
+def rechub_layers():
+    """torch-rechub's layers module, imported when a model first needs it: the package's __init__ also loads its
+    trainers and scikit-learn (about 1.4 s), which every run.py start, a config error's included, would pay."""
+    from torch_rechub.basic import layers
+
+    return layers
 
 
 class SingleTaskCTR(nn.Module):
@@ -35,12 +42,13 @@ class SingleTaskCTR(nn.Module):
         self.deep = TaskTowers(width, tower_dims, 1)
         if interaction in ("fm", "cin"):
             self.first_order = FeatureEmbedding(vocabulary, 1)  # w_f of the feature's value
+        layers = rechub_layers()
         if interaction == "fm":
-            self.fm = FM()
+            self.fm = layers.FM()
         elif interaction == "cin":
-            self.cin = CIN(len(columns), cin_dims)
+            self.cin = layers.CIN(len(columns), cin_dims)
         elif interaction in ("cross", "cross_v2"):
-            self.cross = (CrossNetwork if interaction == "cross" else CrossNetV2)(width, cross_layers)
+            self.cross = (layers.CrossNetwork if interaction == "cross" else layers.CrossNetV2)(width, cross_layers)
             self.cross_logit = nn.Linear(width, 1)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -77,7 +85,7 @@ class DCNv2MultiTask(nn.Module):
         self.columns = columns
         self.embedding = FeatureEmbedding(vocabulary, embedding_dim)
         width = len(columns) * embedding_dim
-        self.cross = CrossNetV2(width, cross_layers)
+        self.cross = rechub_layers().CrossNetV2(width, cross_layers)
         self.towers = TaskTowers(width, tower_dims, tasks)
 
     def forward(self, batch):
