@@ -26,7 +26,12 @@ from common.task import PaperTask
 from common.units import UnitContributions
 from papers.two_shot_vos.data import Video, read_index_mask
 from papers.two_shot_vos.inference import InferenceConfig, build_bank
-from papers.two_shot_vos.no_learning import SCORERS, no_learning_segmenter, unlabeled_frame_jaccard
+from papers.two_shot_vos.no_learning import (
+    SCORERS,
+    nearest_labeled_bank_jaccard,
+    no_learning_segmenter,
+    unlabeled_frame_jaccard,
+)
 from papers.two_shot_vos.outputs import export_youtube_submission, write_overlays
 from papers.two_shot_vos.prediction import predict_videos
 from papers.two_shot_vos.sampling import SamplingConfig, VideoSource
@@ -202,8 +207,16 @@ class TwoShotVOSTask(PaperTask):
         generated = [group for group in self.banked_sets if group.name == GENERATED]
         if generated:
             metrics["bank_jaccard"] = self.bank_quality(generated[0])
-            self.extra_metrics["bank_jaccard"] = metrics["bank_jaccard"]
+            metrics["bank_copy_nearest_jaccard"] = self.copy_nearest_quality()
+            self.extra_metrics.update({name: metrics[name] for name in ("bank_jaccard", "bank_copy_nearest_jaccard")})
         return StageOutcome(metrics)
+
+    def copy_nearest_quality(self) -> float:
+        """`bank_quality`'s no-learning counterpart on the same frames: every unlabeled frame given its nearest
+        labeled frame's mask."""
+        two_shot, every_mask = ([group for group in self.training_sets(labeled) if group.name == GENERATED][0].videos
+                                for labeled in (True, False))  # fmt: skip
+        return nearest_labeled_bank_jaccard(two_shot, every_mask)
 
     def bank_quality(self, banked: TrainingSet) -> float:
         """Mean J of the bank's pseudo labels on the unlabeled frames, per object (the embedded data has their
