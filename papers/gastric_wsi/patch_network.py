@@ -44,7 +44,6 @@ class MultiTaskPatchNet(nn.Module):
         self.encoder = feature_backbone(config.encoder, config.encoder_weights, (1, 2, 3, 4))
         channels = self.encoder.feature_info.channels()
         self.classifier = nn.Linear(channels[-1], 2)
-        self.segmentation = config.segmentation
         if config.segmentation:
             width = config.decoder_width
             self.lateral = nn.ModuleList(nn.Conv2d(c, width, 1) for c in channels)
@@ -60,7 +59,7 @@ class MultiTaskPatchNet(nn.Module):
         with autocast:
             stages = self.encoder(tiles)
             output = {"class_logits": self.classifier(stages[-1].mean((2, 3)))}
-            if self.segmentation:
+            if self.config.segmentation:
                 x = self.lateral[-1](stages[-1])
                 for lateral, stage in zip(self.lateral[-2::-1], stages[-2::-1], strict=True):  # top-down, FPN-like
                     x = functional.interpolate(x, size=stage.shape[-2:], mode="bilinear", align_corners=False)
