@@ -9,10 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from common.plots import pyplot
 
 PANELS = (("ovrdl", "valid/auc"), ("aal", "valid/auc"), ("ovrdl", "train/task_identity"))
 TITLES = ("stage 1 (OVRDL): validation AUC", "stage 2 (AAL): validation AUC", "stage 1: identity training loss")
@@ -26,6 +23,7 @@ def series(run: Path, stage: str, name: str) -> list[tuple[int, float]]:
 
 
 def plot_curves(runs: list[Path], path: Path) -> Path:
+    plt = pyplot()
     figure, axes = plt.subplots(1, len(PANELS), figsize=(4.5 * len(PANELS), 3.2))
     for axis, (stage, name), title in zip(axes, PANELS, TITLES, strict=True):
         for run in runs:
