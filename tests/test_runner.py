@@ -79,10 +79,12 @@ def test_two_shot_vos_smoke_runs_phase1_bank_and_phase2(run_cli, tmp_path):
     assert completed.returncode == 0, completed.stderr[-3000:]
     record = read_record(tmp_path)
     assert record["paper"] == "two_shot_vos" and record["model"] == "stcn_two_shot"
+    assert [stage["name"] for stage in record["stages"]] == ["static", "phase1", "bank", "phase2"]
     metrics = record["metrics"]
     assert {"j_and_f", "jaccard", "boundary_f", "phase1_j_and_f", "bank_jaccard", "bank_copy_nearest_jaccard"} <= set(
         metrics
     )
+    assert 0 <= metrics["stage0_j_and_f"] <= 1  # stage 0's model on the validation videos
     assert 0 <= metrics["j_and_f"] <= 1 and metrics["objects"] > 0
     assert 0 < metrics["bank_copy_nearest_jaccard"] <= 1  # copying a labeled frame's mask overlaps the next frames
     banked = sorted((tmp_path / "bank").rglob("*.png"))

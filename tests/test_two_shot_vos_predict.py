@@ -28,7 +28,7 @@ from tests.conftest import FIXTURES, ROOT
 
 SMOKE = ("paper=two_shot_vos", "debug=smoke", "logger=none", "trainer.device=cpu", "trainer.progress_bar=false")
 TIMEOUT = 1500  # the machine is shared: a smoke run of the three stages takes minutes there
-STAGES = ["phase1", "bank", "phase2"]
+STAGES = ["static", "phase1", "bank", "phase2"]
 
 
 def tiny_stcn() -> STCN:
@@ -107,7 +107,7 @@ def check_masks(predicted: Path, truth: Path, frames: Path) -> None:
 
 
 @pytest.mark.slow
-def test_the_smoke_run_records_its_three_stages(trained_run):
+def test_the_smoke_run_records_its_four_stages(trained_run):
     record = json.loads((trained_run / "results.json").read_text())
     assert [stage["name"] for stage in record["stages"]] == STAGES
     stages = {stage["name"]: stage for stage in record["stages"]}
@@ -115,6 +115,8 @@ def test_the_smoke_run_records_its_three_stages(trained_run):
     assert stages["phase2"]["config"]["sampler"] == "bank" and stages["phase1"]["config"]["steps"] == 6
     assert record["metrics"]["bank_jaccard"] == stages["bank"]["metrics"]["bank_jaccard"]
     assert record["metrics"]["phase1_j_and_f"] == stages["phase1"]["metrics"]["j_and_f"]
+    assert record["metrics"]["stage0_j_and_f"] == stages["static"]["metrics"]["j_and_f"]
+    assert stages["static"]["config"]["steps"] == 2 and stages["static"]["config"]["sampler"] == "static"
     for name in STAGES:
         assert (trained_run / name / "stage.json").is_file()
     assert (trained_run / "phase2" / "checkpoints" / "last.pt").is_file()
@@ -172,10 +174,10 @@ def test_resume_after_the_bank_restores_it_and_trains_phase_two(trained_run, tmp
     save_index_mask(marked, marker)  # a bank built again would overwrite it
     completed = run_command(cache_dir, *SMOKE, f"hydra.run.dir={run_dir}", "resume=true")
     assert completed.returncode == 0, completed.stderr[-3000:]
-    assert "stage 2/3 bank: finished earlier, restored" in completed.stderr + completed.stdout
+    assert "stage 3/4 bank: finished earlier, restored" in completed.stderr + completed.stdout
     np.testing.assert_array_equal(np.array(Image.open(marked)), marker)
     record = json.loads((run_dir / "results.json").read_text())
     original = json.loads((trained_run / "results.json").read_text())
     assert [stage["name"] for stage in record["stages"]] == STAGES
-    assert record["stages"][1] == original["stages"][1]  # the bank's record is the finished one's
+    assert record["stages"][2] == original["stages"][2]  # the bank's record is the finished one's
     assert (run_dir / "phase2" / "checkpoints" / "last.pt").is_file()

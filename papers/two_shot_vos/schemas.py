@@ -5,6 +5,7 @@ from papers.two_shot_vos.bench import VOSBenchConfig
 from papers.two_shot_vos.inference import InferenceConfig
 from papers.two_shot_vos.sampling import SamplingConfig
 from papers.two_shot_vos.sources import VOSDataConfig
+from papers.two_shot_vos.static import StaticPretrainingConfig
 from papers.two_shot_vos.stcn import VOSModelConfig
 from papers.two_shot_vos.training import RecipeConfig
 
@@ -15,4 +16,5 @@ SCHEMAS = {
     "two_shot_vos_inference": InferenceConfig,
     "two_shot_vos_bench": VOSBenchConfig,
     "two_shot_vos_data": VOSDataConfig,
+    "two_shot_vos_static": StaticPretrainingConfig,
 }

@@ -104,7 +104,7 @@ def _objects(config: SyntheticVOSConfig, rng: np.random.Generator) -> list[dict]
     return objects
 
 
-def _video(config: SyntheticVOSConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def render_video(config: SyntheticVOSConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Frames [T, H, W, 3] uint8 and index masks [T, H, W] (later objects occlude earlier ones)."""
     frames = int(rng.integers(config.min_frames, config.max_frames + 1))
     height, width = config.height, config.width
@@ -148,7 +148,7 @@ def write_dataset(config: SyntheticVOSConfig, folder: Path, progress: bool = Tru
     for number in tqdm(range(total), desc="generate videos", disable=not progress):
         split = "train" if number < config.train_videos else "val"
         name = f"{split}{number:03d}"
-        images, masks = _video(config, rng)
+        images, masks = render_video(config, rng)
         image_dir = folder / "JPEGImages" / RESOLUTION / name
         mask_dir = folder / "Annotations" / RESOLUTION / name
         image_dir.mkdir(parents=True)

@@ -1,7 +1,9 @@
-"""Two-shot VOS (Yan et al., CVPR 2023) for the shared runner, as declared stages (`recipe.mode`):
+"""Two-shot VOS (Yan et al., CVPR 2023) for the shared runner, as declared stages (`recipe.mode`), each recipe
+after `static` (STCN's stage 0 on pseudo videos of static scenes, static.py) unless an official checkpoint is the
+start:
 - two_shot: `phase1` (labeled-frame triplets, then semi triplets with EMA-teacher pseudo labels), `bank` (the
   phase-1 model's four-pass pseudo labels of every training frame, palette PNGs in the stage directory) and
-  `phase2` (from the same initialization, on the bank, with 0.99 in-batch relabeling: the run's model);
+  `phase2` (from the same initialization, stage 0's model, on the bank, with 0.99 in-batch relabeling: the run's model);
 - phase1: `phase1` alone; naive: `naive` (triplets of the two labeled frames only); full: `full` (every frame
   labeled).
 Evaluation propagates the first frame's masks through each validation video (J, F, J&F per object).
@@ -46,6 +48,7 @@ from papers.two_shot_vos.sources import (
     read_videos,
     training_sources,
 )
+from papers.two_shot_vos.static import StaticPretrainingConfig, cached_stage_zero, stage_zero_key
 from papers.two_shot_vos.stcn import VOSModelConfig
 from papers.two_shot_vos.trainee import PhaseSettings, TwoShotTrainee
 from papers.two_shot_vos.training import RecipeConfig
@@ -56,8 +59,9 @@ STAGES = {  # recipe.mode -> its stages; each but the bank trains STCN with the 
     "naive": ("naive",),
     "full": ("full",),
 }
-SAMPLERS = {"phase1": "phase1", "phase2": "bank", "naive": "naive", "full": "full"}
+SAMPLERS = {"static": "static", "phase1": "phase1", "phase2": "bank", "naive": "naive", "full": "full"}
 DESCRIPTIONS = {
+    "static": "STCN's stage 0: pseudo videos of static scenes (the start of every later stage)",
     "phase1": "STCN on the labeled frames, then semi triplets pseudo-labeled by its EMA teacher",
     "bank": "the four-pass pseudo labels of every training frame from the phase-1 model",
     "phase2": "STCN from the same initialization on the labeled and pseudo-labeled frames",
@@ -74,6 +78,7 @@ class TwoShotVOSTask(PaperTask):
         self.recipe = typed_config(RecipeConfig, cfg.recipe, "recipe")
         self.sampling = typed_config(SamplingConfig, cfg.sampling, "sampling")
         self.inference = typed_config(InferenceConfig, cfg.inference, "inference")
+        self.static = typed_config(StaticPretrainingConfig, cfg.static, "static")
         self.max_steps = cfg.trainer.get("max_steps")  # the runner checks the trainer config itself
         if not self.max_steps:
             raise ConfigError("trainer.max_steps must be set for two_shot_vos: the recipe's schedules are in steps.")
@@ -82,7 +87,8 @@ class TwoShotVOSTask(PaperTask):
         for where, dataset in datasets:
             check_dataset_config(dataset, where)
         self.seed = int(cfg.seed)
-        self.trainees = {name: self.phase(name) for name in STAGES[self.recipe.mode] if name != "bank"}
+        self.stage_names = stage_names(self.recipe.mode, self.static.steps, self.model_config.checkpoint)
+        self.trainees = {name: self.phase(name) for name in self.stage_names if name != "bank"}
         self.trainee = list(self.trainees.values())[-1]  # the run's model
         self.extra_metrics: dict[str, float] = {}
         self.cached_sets: dict[bool, list[TrainingSet]] = {}
@@ -96,11 +102,15 @@ class TwoShotVOSTask(PaperTask):
         return f"stcn_{self.recipe.mode}"
 
     def phase(self, name: str) -> TwoShotTrainee:
-        """The trainee of training stage `name`; phase 1 runs recipe.phase1_steps steps when set."""
+        """The trainee of training stage `name`; phase 1 runs recipe.phase1_steps steps when set, stage 0
+        static.steps."""
         steps = self.max_steps
         if name == "phase1" and self.recipe.phase1_steps:
             steps = self.recipe.phase1_steps
-        settings = PhaseSettings(self.model_config, self.recipe, self.sampling, self.inference)
+        if name == "static":
+            steps = self.static.steps
+        settings = PhaseSettings(self.model_config, self.recipe, self.sampling, self.inference, self.static,
+                                 self.data_config.generator)  # fmt: skip
         return TwoShotTrainee(self.context, name, SAMPLERS[name], steps, self.seed, settings)
 
     # data
@@ -149,18 +159,20 @@ class TwoShotVOSTask(PaperTask):
 
     def load_data(self):
         """The first stage's training triplets and the validation videos (the no-learning rows read the last)."""
-        first = self.trainees[STAGES[self.recipe.mode][0]]
+        first = self.trainees[self.stage_names[0]]
         train = first.triplets(self.training_sets(labeled=first.sampler != "full"))
         return train, self.validation(), self.validation()
 
     # stages
 
     def stages(self) -> list[Stage]:
-        return [self.stage(name) for name in STAGES[self.recipe.mode]]
+        return [self.stage(name) for name in self.stage_names]
 
     def stage(self, name: str) -> Stage:
         if name == "bank":
             return Stage(name, DESCRIPTIONS[name], self.run_bank, self.restore_bank, self.bank_config)
+        if name == "static":
+            return Stage(name, DESCRIPTIONS[name], self.run_stage_zero, config=partial(self.phase_config, name))
         training = partial(self.run_training, name)
         return Stage(name, DESCRIPTIONS[name], training, config=partial(self.phase_config, name))
 
@@ -171,7 +183,30 @@ class TwoShotVOSTask(PaperTask):
 
     def phase_config(self, name: str) -> dict:
         trainee = self.trainees[name]
-        return {"sampler": trainee.sampler, "steps": trainee.steps, "recipe": asdict(self.recipe)}
+        config = {"sampler": trainee.sampler, "steps": trainee.steps, "recipe": asdict(self.recipe)}
+        return {**config, "static": asdict(self.static)} if name == "static" else config
+
+    def run_stage_zero(self, context: StageContext) -> StageOutcome:
+        """Stage 0 (read from the cache when a run with the same settings trained it): its student becomes every
+        later stage's initialization; its J, F and J&F on the validation videos are recorded as `stage0_*`."""
+        trainee = self.trainees["static"]
+        settings = replace(context.settings, max_steps=trainee.steps)
+
+        def train() -> tuple[dict, dict]:
+            validation = self.validation()
+            result = context.fit(trainee, (trainee.triplets([]), validation, validation), settings)
+            return {name: tensor.cpu() for name, tensor in result.model.student.state_dict().items()}, result.metrics
+
+        key = stage_zero_key(self.model_config, self.static, self.data_config.generator, self.sampling, self.recipe,
+                             settings, self.seed)  # fmt: skip
+        state, metrics, cached = cached_stage_zero(key, Path(self.data_config.cache_dir), train)
+        for name, later in self.trainees.items():
+            if name != "static":
+                later.initial_state = state
+        self.extra_metrics.update({f"stage0_{metric}": value for metric, value in metrics.items()})
+        if cached:
+            print(f"stage 0: read from the cache ({trainee.steps} steps trained by an earlier run, same settings)")
+        return StageOutcome({**metrics, "cached": float(cached)})
 
     def run_training(self, name: str, context: StageContext) -> StageOutcome:
         """Train stage `name`'s STCN through the shared Trainer in its directory; phase 2 reads the bank."""
@@ -299,6 +334,14 @@ class TwoShotVOSTask(PaperTask):
         from papers.two_shot_vos.bench import VOSBenchConfig, run_benchmarks
 
         return run_benchmarks(self, typed_config(VOSBenchConfig, self.cfg.get("bench"), "bench"))
+
+
+def stage_names(mode: str, static_steps: int, checkpoint: str | None) -> tuple[str, ...]:
+    """The stages of recipe `mode`, after stage 0 when it has steps and no official checkpoint (stcn_s0.pth is
+    the stage-0 model) gives the starting weights."""
+    if static_steps and not checkpoint:
+        return ("static", *STAGES[mode])
+    return STAGES[mode]
 
 
 def bank_video(video: Video, folder: Path) -> Video:

@@ -18,7 +18,9 @@ from papers.two_shot_vos.inference import InferenceConfig, segment_video
 from papers.two_shot_vos.sampling import SamplingConfig, TripletSource
 from papers.two_shot_vos.scoring import score_batch
 from papers.two_shot_vos.sources import TrainingSet
+from papers.two_shot_vos.static import StaticPretrainingConfig, StaticTripletSource
 from papers.two_shot_vos.stcn import STCN, STCNConfig
+from papers.two_shot_vos.synthetic import SyntheticVOSConfig
 from papers.two_shot_vos.training import (
     RecipeConfig,
     TwoShotModel,
@@ -37,12 +39,15 @@ class PhaseSettings:
     recipe: RecipeConfig
     sampling: SamplingConfig
     inference: InferenceConfig
+    static: StaticPretrainingConfig
+    generator: SyntheticVOSConfig  # the world stage 0's scenes are drawn from
 
 
 class TwoShotTrainee:
     """One phase: `sampler` is the TripletSource mode it trains on (phase1 keeps an EMA teacher that
-    pseudo-labels the unlabeled frames after the warm-up; bank relabels in the batch where the student is sure);
-    `steps` is the phase's length, which its schedules are fractions of."""
+    pseudo-labels the unlabeled frames after the warm-up; bank relabels in the batch where the student is sure),
+    or static (stage 0's pseudo videos of static scenes); `steps` is the phase's length, which its schedules are
+    fractions of. `initial_state`, once set (stage 0's student), is every phase's starting point."""
 
     def __init__(
         self,
@@ -56,7 +61,9 @@ class TwoShotTrainee:
         self.context, self.name, self.sampler, self.steps, self.seed = context, name, sampler, steps, seed
         self.model_config, self.recipe = settings.model, settings.recipe
         self.sampling, self.inference = settings.sampling, settings.inference
+        self.static, self.generator = settings.static, settings.generator
         self.model: TwoShotModel | None = None
+        self.initial_state: dict[str, torch.Tensor] | None = None
 
     @property
     def model_name(self) -> str:
@@ -64,13 +71,18 @@ class TwoShotTrainee:
 
     def build_model(self) -> TwoShotModel:
         torch.manual_seed(self.seed)  # every phase starts from the same initialization
-        self.model = TwoShotModel(STCN(self.model_config), teacher=self.sampler == "phase1")
+        student = STCN(self.model_config)
+        if self.initial_state is not None:
+            student.load_state_dict(self.initial_state)
+        self.model = TwoShotModel(student, teacher=self.sampler == "phase1")
         return self.model
 
     def parameter_groups(self, model: nn.Module) -> dict[str, list[nn.Parameter]]:
         return {"dense": [p for p in model.parameters() if p.requires_grad]}
 
-    def triplets(self, sets: list[TrainingSet]) -> TripletSource:
+    def triplets(self, sets: list[TrainingSet]) -> TripletSource | StaticTripletSource:
+        if self.sampler == "static":
+            return StaticTripletSource(self.static, self.generator, self.sampling, self.current_step, self.seed)
         warmup = int(self.recipe.warmup_fraction * self.steps)
         return TripletSource(sets, self.sampler, self.sampling, self.current_step, self.steps, warmup, self.seed)
 
