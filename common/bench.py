@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -12,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.atomic_files import write_json_atomic
 from common.config import typed_config
 
 
@@ -113,6 +113,4 @@ def format_figures(figures: list[BenchFigure]) -> str:
 
 
 def write_figures(figures: list[BenchFigure], run_dir: Path) -> Path:
-    path = run_dir / "bench.json"
-    path.write_text(json.dumps([asdict(figure) for figure in figures], indent=2) + "\n")
-    return path
+    return write_json_atomic(run_dir / "bench.json", [asdict(figure) for figure in figures])

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.atomic_files import write_json_atomic
 from common.config import bounded
 from common.errors import DatasetError
 
@@ -66,7 +67,7 @@ class StainNormalizer:
         return {"HERef": self.normalizer.HERef.tolist(), "maxCRef": self.normalizer.maxCRef.tolist()}
 
     def save(self, directory: Path) -> None:
-        (Path(directory) / REFERENCE_FILE).write_text(json.dumps(self.reference(), indent=2) + "\n")
+        write_json_atomic(Path(directory) / REFERENCE_FILE, self.reference())
 
     @classmethod
     def load(cls, directory: Path) -> StainNormalizer:

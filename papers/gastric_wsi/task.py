@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from common.atomic_files import write_json_atomic
 from common.config import bounded, require_choice, typed_config
 from common.errors import ConfigError, DatasetError
 from common.metrics.screening import OPERATING_RULES
@@ -194,7 +195,7 @@ class GastricWSITask(PaperTask):
         self.tissue_masks = {view.record.path.stem: mask for view, mask in zip(views, masks, strict=True)}
         if self.context.is_main:
             np.savez_compressed(context.directory / TISSUE_MASKS_FILE, **self.tissue_masks)
-            (context.directory / TISSUE_DICE_FILE).write_text(json.dumps(self.tissue_dice, indent=2) + "\n")
+            write_json_atomic(context.directory / TISSUE_DICE_FILE, self.tissue_dice)
         return StageOutcome(self._mean_tissue_dice(self.tissue_dice))
 
     def _restore_tissue(self, context: StageContext) -> StageOutcome:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from common.atomic_files import write_json_atomic
 from common.config import bounded
 from common.errors import DatasetError
 from papers.ml_fsic.data import MultiLabelImages
@@ -151,6 +152,4 @@ def write_scores(output_dir: Path, names: list[str], labels: list[str], probabil
 
 def write_support(output_dir: Path, support: SupportSet) -> Path:
     """support.json: the support images each label was given, in data.support.file's format."""
-    path = Path(output_dir) / SUPPORT_FILE
-    path.write_text(json.dumps(support.by_label, indent=1) + "\n", encoding="utf-8")
-    return path
+    return write_json_atomic(Path(output_dir) / SUPPORT_FILE, support.by_label, indent=1)

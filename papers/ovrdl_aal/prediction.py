@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from common.atomic_files import write_json_atomic
 from common.errors import DatasetError
 from common.metrics.ranking import auc
 from common.metrics.verification import eer_threshold, far_frr, one_vs_rest, tar_at_far
@@ -32,9 +33,7 @@ def identity_thresholds(outputs: dict[str, np.ndarray]) -> dict[int, float]:
 
 
 def write_thresholds(thresholds: dict[int, float], directory: Path) -> Path:
-    path = directory / THRESHOLDS_FILE
-    path.write_text(json.dumps({str(i): value for i, value in thresholds.items()}, indent=2) + "\n", encoding="utf-8")
-    return path
+    return write_json_atomic(directory / THRESHOLDS_FILE, {str(i): value for i, value in thresholds.items()})
 
 
 def read_thresholds(directory: Path) -> dict[int, float]:

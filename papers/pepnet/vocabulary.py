@@ -19,6 +19,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from common.atomic_files import write_json_atomic
 from common.data.kuairand import KuaiRandTables
 from common.errors import ConfigError, DatasetError
 from papers.pepnet.data import MultiDomainData
@@ -37,7 +38,7 @@ class Vocabulary(NamedTuple):  # not a dataclass: the run record's typed config 
     keys: dict[str, list]  # per keyed feature: [raw keys, their indices]
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self._asdict()) + "\n", encoding="utf-8")
+        write_json_atomic(path, self._asdict(), indent=None)
 
 
 def load_vocabulary(trained_run: Path) -> Vocabulary:
